@@ -36,8 +36,10 @@ typedef struct store_msg {
     int64_t reply_to;        /* seq, 0 when absent                           */
     int64_t ts;              /* ms since the epoch                           */
     int64_t edited_at;       /* ms, 0 when never edited                      */
-    char id[STORE_OID_LEN + 1]; /* "" until stored; set by the store (writer
-                                   thread) or when loaded (reader thread)     */
+    char id[STORE_OID_LEN + 1]; /* set only on messages read from the store
+                                   (reader thread, before they are shared);
+                                   a new message's id travels in its
+                                   store_result_t, never written here        */
     const char *room_id;
     const char *sender_id;
     const char *sender_name;
@@ -73,6 +75,8 @@ void store_chat_free(store_chat_t *c);
 store_chat_t *store_chat_dup(const store_chat_t *c);
 const char *store_chat_type_name(int type);   /* "direct" | "group" | "channel" */
 int store_chat_type_parse(const char *s);     /* STORE_CHAT_* or -1 */
+const char *store_msg_type_name(int type);    /* "text" | "image" */
+int store_msg_type_parse(const char *s);      /* STORE_MSG_* or -1 */
 
 typedef struct store store_t;
 

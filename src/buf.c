@@ -81,7 +81,7 @@ void buf_deinit(buf_t *b)
     b->len = b->cap = 0;
 }
 
-static uint32_t buf__sum(const uint8_t *p, uint32_t n)
+__attribute__((unused)) static uint32_t buf__sum(const uint8_t *p, uint32_t n)
 {
     uint32_t h = 2166136261u;   /* FNV-1a */
     for (uint32_t i = 0; i < n; i++)
