@@ -47,7 +47,8 @@ enum {
     MAIL_PRESENCE,       /* R <- U: a user came online / went offline           */
     MAIL_CONFIRM,        /* R <- writer: stored messages (confirm_t)            */
     MAIL_W_MSG,          /* writer <- R: store a message (store_msg_t)          */
-    MAIL_W_CHAT,         /* writer <- R: store a new chat (store_chat_t)        */
+    MAIL_W_CHAT,         /* writer <- R: store a new chat (req_t with chat)     */
+    MAIL_CHAT_STORED,    /* R <- writer: the chat is stored (req_t, status)     */
     MAIL_W_MEMBER,       /* writer <- R: add/remove member (req_t)              */
     MAIL_RD_CHATS,       /* reader <- U: a user's chats (req_t)                 */
     MAIL_RD_CHATS_DONE,  /* U <- reader                                         */
@@ -55,7 +56,7 @@ enum {
     MAIL_RD_MSGS_DONE,   /* R <- reader                                         */
 };
 
-enum { REQ_READY = 1, REQ_CHATS_LIST, REQ_JOIN, REQ_HISTORY };
+enum { REQ_READY = 1, REQ_CHATS_LIST, REQ_JOIN, REQ_HISTORY, REQ_WARM };
 
 typedef struct req {
     connh_t connh;               /* the client socket (on shard U)             */
@@ -183,7 +184,10 @@ typedef struct {
 typedef struct {
     char *key;                   /* senderId "\x1f" tempId                    */
     int64_t seq;
+    char id[STORE_OID_LEN + 1];  /* "" until confirmed                         */
 } dedup_t;
+
+enum { ROOM_WARM = 0, ROOM_COLD, ROOM_WARMING };
 
 typedef struct {
     char user_id[STORE_ID_MAX + 1];
@@ -208,6 +212,9 @@ typedef struct room {
     typing_t *typing;
     uint32_t ntyping, typing_cap;
     bool typing_listed;
+    uint8_t warm;                /* ROOM_*: dedup keys loaded from the store?   */
+    req_t **parked;              /* message:send waiting for the warm-up        */
+    uint32_t nparked;
 } room_t;
 
 /* Per-shard actor state (shard->actor). */

@@ -195,7 +195,7 @@ out:
     return rc;
 }
 
-static void pers__writer_mail(pers_t *p, mbox_msg_t *m, uint64_t now)
+static void pers__writer_mail(pers_t *p, int from, mbox_msg_t *m, uint64_t now)
 {
     int rc = 0;
     switch (m->kind) {
@@ -205,12 +205,15 @@ static void pers__writer_mail(pers_t *p, mbox_msg_t *m, uint64_t now)
             abort();
         }
         return;
-    case MAIL_W_CHAT:
-        rc = store_chat_create(p->wstore, m->ptr);
-        if (rc < 0 && rc != ERR_DUP)
-            LOG_ERR("storing chat %s: %s", ((store_chat_t *)m->ptr)->id, err_str(rc));
-        store_chat_free(m->ptr);
+    case MAIL_W_CHAT: {
+        req_t *q = m->ptr;
+        q->status = store_chat_create(p->wstore, q->chat);
+        if (q->status < 0 && q->status != ERR_DUP)
+            LOG_ERR("storing chat %s: %s", q->chat->id, err_str(q->status));
+        pers__mail(p, p->n, from, (mbox_msg_t){ .kind = MAIL_CHAT_STORED, .ptr = q });
+        mbox_flush(p->hub, p->n);
         return;
+    }
     case MAIL_W_MEMBER: {
         req_t *q = m->ptr;
         rc = q->flag ? store_chat_add_member(p->wstore, q->room_id, q->user_id)
@@ -239,7 +242,7 @@ static void *pers__writer_main(void *arg)
             size_t got;
             while ((got = mbox_pop(p->hub, from, self, batch, 128))) {
                 for (size_t i = 0; i < got; i++)
-                    pers__writer_mail(p, &batch[i], now);
+                    pers__writer_mail(p, from, &batch[i], now);
                 got_any += got;
             }
         }

@@ -44,6 +44,9 @@ static room_t *room__new(actor_t *a, const store_chat_t *c)
     r->created_at = c->created_at;
     r->seq = c->last_seq;
     r->first_seq = c->last_seq + 1;
+    /* A room with stored messages learns their tempIds before its first
+     * message:send, so a resend after a restart is still a duplicate. */
+    r->warm = c->last_seq > 0 ? ROOM_COLD : ROOM_WARM;
     r->shard_members = calloc((size_t)a->sh->n, sizeof(*r->shard_members));
     if (!r->name || !r->shard_members)
         goto fail;
@@ -200,6 +203,7 @@ static void room__set_online(room_t *r, const char *user, bool online)
 }
 
 static void room__typing_clear(actor_t *a, room_t *r, const char *user);
+static void room__free(room_t *r);
 
 static int room__add_member(actor_t *a, room_t *r, const char *user)
 {
@@ -264,13 +268,13 @@ static char *room__dedup_key(const char *sender, const char *temp)
     return k;
 }
 
-static void room__dedup_add(actor_t *a, room_t *r, char *key, int64_t seq)
+static dedup_t *room__dedup_add(actor_t *a, room_t *r, char *key, int64_t seq)
 {
-    dedup_t *d = malloc(sizeof(*d));
+    dedup_t *d = calloc(1, sizeof(*d));
     if (!d || hmap_put(&r->dedup, key, d, NULL) < 0) {
         free(d);
         free(key);
-        return;
+        return NULL;
     }
     d->key = key;
     d->seq = seq;
@@ -278,7 +282,7 @@ static void room__dedup_add(actor_t *a, room_t *r, char *key, int64_t seq)
         uint32_t cap = r->dedup_cap ? r->dedup_cap * 2 : 16;
         dedup_t **f = malloc(cap * sizeof(*f));
         if (!f)
-            return;   /* stays in the map, just never evicted */
+            return d;   /* stays in the map, just never evicted */
         for (uint32_t i = 0; i < r->dedup_len; i++)
             f[i] = r->dedup_fifo[(r->dedup_head + i) % r->dedup_cap];
         free(r->dedup_fifo);
@@ -295,8 +299,11 @@ static void room__dedup_add(actor_t *a, room_t *r, char *key, int64_t seq)
             hmap_del(&r->dedup, old->key);
             free(old->key);
         }
+        if (old == d)
+            d = NULL;
         free(old);
     }
+    return d;
 }
 
 static json_t *room__confirmed_json(const rmsg_t *e)
@@ -305,11 +312,77 @@ static json_t *room__confirmed_json(const rmsg_t *e)
                      "tempId", e->m->temp_id, "id", e->id);
 }
 
+/* ---- warm-up after a restart ------------------------------------------- */
+
+static void room__park(actor_t *a, room_t *r, req_t *q)
+{
+    req_t **p = realloc(r->parked, (r->nparked + 1) * sizeof(*p));
+    if (!p) {
+        room__fail(a, q, "INTERNAL", "out of memory", MAIL_SEND_DONE);
+        return;
+    }
+    r->parked = p;
+    r->parked[r->nparked++] = q;
+    if (r->warm == ROOM_WARMING)
+        return;
+    req_t *w = req_new();
+    if (!w) {
+        r->warm = ROOM_WARM;   /* best effort: the store's unique index still catches it */
+        return;
+    }
+    r->warm = ROOM_WARMING;
+    snprintf(w->room_id, sizeof(w->room_id), "%s", r->id);
+    w->purpose = REQ_WARM;
+    w->rd_after = 0;
+    w->rd_before = 0;
+    w->rd_limit = a->dedup_max;
+    w->rd_bytes = SIZE_MAX;
+    shard_mail(a->sh, actor_reader(a->sh), &(mbox_msg_t){ .kind = MAIL_RD_MSGS, .ptr = w });
+}
+
+static void room__on_send(actor_t *a, req_t *q);
+
+static void room__on_warm(actor_t *a, req_t *w)
+{
+    room_t *r = hmap_get(&a->rooms, w->room_id);
+    if (r) {
+        if (w->status < 0)
+            LOG_WRN("room %s: could not read its recent tempIds (%s); duplicates are caught by the store",
+                    r->id, err_str(w->status));
+        for (size_t i = 0; i < w->nmsgs; i++) {   /* ascending: FIFO order kept */
+            store_msg_t *m = w->msgs[i];
+            char *key = room__dedup_key(m->sender_id, m->temp_id);
+            if (!key)
+                continue;
+            if (hmap_get(&r->dedup, key)) {
+                free(key);
+                continue;
+            }
+            dedup_t *d = room__dedup_add(a, r, key, m->seq);
+            if (d)
+                memcpy(d->id, m->id, sizeof(d->id));
+        }
+        r->warm = ROOM_WARM;
+        req_t **parked = r->parked;
+        uint32_t n = r->nparked;
+        r->parked = NULL;
+        r->nparked = 0;
+        for (uint32_t i = 0; i < n; i++)
+            room__on_send(a, parked[i]);
+        free(parked);
+    }
+    req_free(w);
+}
+
 static void room__on_send(actor_t *a, req_t *q)
 {
     room_t *r = room__check(a, q, MAIL_SEND_DONE, false);   /* 1 */
     if (!r)
         return;
+    if (r->warm != ROOM_WARM) {
+        room__park(a, r, q);
+        return;
+    }
     if (q->b > 0 && q->b > r->seq) {
         room__fail(a, q, "INVALID_INPUT", "replyTo must be the seq of an earlier message in this room", MAIL_SEND_DONE);
         return;
@@ -322,9 +395,9 @@ static void room__on_send(actor_t *a, req_t *q)
     dedup_t *d = hmap_get(&r->dedup, key);
     if (d) {
         free(key);
-        rmsg_t *e = room__ring_seq(r, d->seq);
-        if (e && e->status == RMSG_CONFIRMED) {
-            json_t *c = room__confirmed_json(e);
+        if (d->id[0]) {   /* already confirmed: repeat it to this socket */
+            json_t *c = json_pack("{s:s, s:I, s:s, s:s}", "roomId", r->id, "seq", (json_int_t)d->seq,
+                                  "tempId", q->temp_id, "id", d->id);
             q->frame2 = evt_event(q->enc, "message:confirmed", c);
             json_decref(c);
         }
@@ -365,6 +438,11 @@ static void room__on_confirm(actor_t *a, confirm_t *c)
             if (it->status == 0 || it->status == ERR_DUP) {
                 e->status = RMSG_CONFIRMED;
                 memcpy(e->id, it->id, sizeof(e->id));
+                char *key = room__dedup_key(e->m->sender_id, e->m->temp_id);
+                dedup_t *d = key ? hmap_get(&r->dedup, key) : NULL;
+                if (d && d->seq == e->m->seq)
+                    memcpy(d->id, it->id, sizeof(d->id));
+                free(key);
                 room__emit(a, r, "message:confirmed", room__confirmed_json(e), 0, NULL, false);
             } else {
                 e->status = RMSG_FAILED;   /* withdrawn: a resend may try again */
@@ -475,6 +553,10 @@ static void room__read(actor_t *a, room_t *r, req_t *q)
 
 static void room__on_read_done(actor_t *a, req_t *q)
 {
+    if (q->purpose == REQ_WARM) {
+        room__on_warm(a, q);
+        return;
+    }
     room_t *r = hmap_get(&a->rooms, q->room_id);
     if (!r || q->status < 0) {
         room__reply(a, q, evt_fail("UNAVAILABLE", "the store is unavailable; try again"), MAIL_REPLY);
@@ -539,23 +621,40 @@ static void room__on_leave(actor_t *a, req_t *q)
 
 /* ---- chats -------------------------------------------------------------- */
 
+/* chat:create, in two steps: the room exists in memory at once (so a
+ * concurrent create of the same direct chat finds it), but chat:new and the
+ * ack wait until the writer committed the chat, so a chats:list or a
+ * restart right after the ack sees it. */
 static void room__on_create(actor_t *a, req_t *q)
 {
     store_chat_t *c = q->chat;
     room_t *r = hmap_get(&a->rooms, c->id);
     if (r) {   /* the same pair always gets the same direct chat */
-        store_chat_t *view = c;
-        view->last_seq = r->seq;
-        room__reply(a, q, json_pack("{s:b, s:o}", "ok", 1, "chat", evt_chat_json(view)), MAIL_REPLY);
+        c->last_seq = r->seq;
+        room__reply(a, q, json_pack("{s:b, s:o}", "ok", 1, "chat", evt_chat_json(c)), MAIL_REPLY);
         return;
     }
     if (!(r = room__new(a, c))) {
         room__fail(a, q, "INTERNAL", "out of memory", MAIL_REPLY);
         return;
     }
-    store_chat_t *stored = store_chat_dup(c);
-    if (stored)
-        shard_mail(a->sh, actor_writer(a->sh), &(mbox_msg_t){ .kind = MAIL_W_CHAT, .ptr = stored });
+    shard_mail(a->sh, actor_writer(a->sh), &(mbox_msg_t){ .kind = MAIL_W_CHAT, .ptr = q });
+}
+
+static void room__on_chat_stored(actor_t *a, req_t *q)
+{
+    store_chat_t *c = q->chat;
+    room_t *r = hmap_get(&a->rooms, c->id);
+    if (!r) {
+        room__fail(a, q, "INTERNAL", "the chat vanished", MAIL_REPLY);
+        return;
+    }
+    if (q->status < 0 && q->status != ERR_DUP) {
+        hmap_del(&a->rooms, r->id);
+        room__free(r);
+        room__fail(a, q, "UNAVAILABLE", "the chat could not be stored; try again", MAIL_REPLY);
+        return;
+    }
     json_t *chat = evt_chat_json(c);
     buf_blob_t *frames[2];
     if (chat && evt_event2("chat:new", chat, frames) == 0) {
@@ -692,6 +791,7 @@ bool room_on_mail(actor_t *a, int from, mbox_msg_t *m)
     case MAIL_TYPING: room__on_typing(a, m->ptr); return true;
     case MAIL_HISTORY: room__on_history(a, m->ptr); return true;
     case MAIL_CREATE: room__on_create(a, m->ptr); return true;
+    case MAIL_CHAT_STORED: room__on_chat_stored(a, m->ptr); return true;
     case MAIL_PRESENCE: room__on_presence(a, m->ptr); return true;
     case MAIL_CONFIRM: room__on_confirm(a, m->ptr); return true;
     case MAIL_RD_MSGS_DONE: room__on_read_done(a, m->ptr); return true;
@@ -720,6 +820,9 @@ static void room__free(room_t *r)
     hmap_deinit(&r->dedup);
     free(r->dedup_fifo);
     free(r->typing);
+    for (uint32_t i = 0; i < r->nparked; i++)
+        req_free(r->parked[i]);
+    free(r->parked);
     free(r->shard_members);
     free(r->name);
     free(r);

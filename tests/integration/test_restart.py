@@ -19,7 +19,7 @@ H = Harness("restart")
 import clients  # noqa: E402
 
 N = 12
-B = H.broker(shards=2)
+B = H.broker(shards=2, extra=["--rate-limit", "100000", "--rate-burst", "1000"])
 STATE = {}  # encoding tag -> dict(room, users, sent=[(seq, id, tempId, body)])
 
 
