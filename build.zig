@@ -105,12 +105,13 @@ pub fn build(b: *std.Build) void {
     }
 
     const suites = [_][3][]const u8{
-        .{ "test", "Run the whole test suite", "--all" },
+        .{ "test", "Run the whole test suite", "" },
         .{ "test-unit", "Run the unit tests", "--unit-only" },
         .{ "test-integration", "Run the integration tests", "--integration-only" },
     };
     for (suites) |s| {
-        const r = b.addSystemCommand(&.{ "/usr/bin/python3", "tests/run.py", s[2] });
+        const r = b.addSystemCommand(&.{ "/usr/bin/python3", "tests/run.py" });
+        if (s[2].len > 0) r.addArg(s[2]);
         r.setEnvironmentVariable("RINGCAST_BIN", b.getInstallPath(.bin, "ringcast"));
         r.setEnvironmentVariable("RINGCAST_TEST_BIN_DIR", b.getInstallPath(.prefix, "test-bin"));
         r.step.dependOn(b.getInstallStep());

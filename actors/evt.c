@@ -26,6 +26,8 @@ static buf_blob_t *evt__frame(int opcode, const uint8_t *p, size_t n)
     return b;
 }
 
+void evt_thread_exit(void) { buf_deinit(&evt__scratch); }
+
 buf_blob_t *evt_text_frame(const char *p, size_t n) { return evt__frame(WS_OP_TEXT, (const uint8_t *)p, n); }
 
 buf_blob_t *evt_packet(sio_enc_t enc, const sio_packet_t *pkt)

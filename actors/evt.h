@@ -32,6 +32,9 @@ buf_blob_t *evt_reply(sio_enc_t enc, int64_t ack_id, json_t *payload);
 json_t *evt_fail(const char *code, const char *message);
 json_t *evt_ok(void);
 
+/* evt_thread_exit frees the calling thread's scratch buffer. */
+void evt_thread_exit(void);
+
 /* evt_msg_json: protocol.md §4 message. id may be "" (pending). */
 json_t *evt_msg_json(const store_msg_t *m, const char *id, bool confirmed);
 /* evt_chat_json: protocol.md §4 chat. */

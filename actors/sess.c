@@ -703,9 +703,40 @@ static void sess__on_mail(shard_t *sh, int from, mbox_msg_t *m)
 
 static void sess__on_turn_end(shard_t *sh) { room_tick(sh->actor); }
 
+void sess_discard_mail(mbox_msg_t *m)
+{
+    switch (m->kind) {
+    case MAIL_HANDOFF: {
+        handoff_t *h = m->ptr;
+        close(h->fd);
+        buf_deinit(&h->pending);
+        free(h);
+        return;
+    }
+    case MAIL_FANOUT:
+    case MAIL_CHAT_NEW:
+        fanout_free(m->ptr);
+        return;
+    case MAIL_CONFIRM: {
+        confirm_t *c = m->ptr;
+        for (size_t i = 0; i < c->n; i++)
+            store_msg_unref(c->items[i].msg);
+        free(c);
+        return;
+    }
+    case MAIL_W_MSG:
+        store_msg_unref(m->ptr);
+        return;
+    default:   /* every other kind carries a req_t */
+        req_free(m->ptr);
+        return;
+    }
+}
+
 static void sess__on_stop(shard_t *sh)
 {
     actor_t *a = sh->actor;
+    evt_thread_exit();
     for (uint32_t i = 0; i < a->ws_pool_len; i++)
         ws_ctx_free(a->ws_pool[i]);
     a->ws_pool_len = 0;

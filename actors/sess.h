@@ -14,6 +14,10 @@ extern const shard_hooks_t sess_hooks;
  * the shards start). */
 void sess_setup(const uint8_t *secret, size_t secret_len, int64_t (*store_health)(void));
 
+/* sess_discard_mail frees a message left in a mailbox at shutdown, after
+ * every thread has stopped (main thread). */
+void sess_discard_mail(mbox_msg_t *m);
+
 /* sess_send queues a frame on a socket (takes the reference). A socket
  * over its outbound limit is closed as a slow consumer. */
 void sess_send(actor_t *a, sess_t *s, buf_blob_t *frame);

@@ -245,6 +245,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++)
         shard_join(&shards[i]);
     pers_stop(pers);
+    /* Every thread has stopped: free what is still in flight (confirmations
+     * sent after the shards left, mail to closed sockets). */
+    for (int from = 0; from < n + 2; from++) {
+        for (int to = 0; to < n + 2; to++) {
+            mbox_msg_t m;
+            while (mbox_pop(hub, from, to, &m, 1))
+                sess_discard_mail(&m);
+        }
+    }
     for (int i = 0; i < n; i++) {
         room_free_all(actors[i]);
         hmap_deinit(&actors[i]->users);
