@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../actors/actor_types.h"
@@ -112,6 +113,50 @@ static int main__load_chat(void *ud, store_chat_t *c)
     return room_load(l->actors[owner], c);
 }
 
+/* --dev without a secret: reuse the one kept beside the SQLite file (so
+ * tokens survive a restart), else generate and keep one. */
+static void main__dev_secret(cfg_t *cfg)
+{
+    char path[1100] = "";
+    if (strncmp(cfg->store, "sqlite:", 7) == 0) {
+        const char *db = cfg->store + 7, *slash = strrchr(db, '/');
+        snprintf(path, sizeof(path), "%.*s%s.dev-jwt-secret", slash ? (int)(slash - db + 1) : 0, db,
+                 slash ? "" : "./");
+    }
+    FILE *f = path[0] ? fopen(path, "r") : NULL;
+    if (f) {
+        if (fgets(cfg->jwt_secret, sizeof(cfg->jwt_secret), f))
+            cfg->jwt_secret[strcspn(cfg->jwt_secret, "\r\n")] = 0;
+        fclose(f);
+    }
+    if (!cfg->jwt_secret[0]) {
+        uint8_t rnd[24];
+        RAND_bytes(rnd, sizeof(rnd));
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            sprintf(cfg->jwt_secret + 2 * i, "%02x", rnd[i]);
+        if (path[0]) {
+            char dir[1100];
+            snprintf(dir, sizeof(dir), "%s", path);
+            char *d = strrchr(dir, '/');
+            if (d) {
+                *d = 0;
+                char cmd[1200];
+                snprintf(cmd, sizeof(cmd), "%s", dir);
+                for (char *q = cmd + 1; *q; q++)   /* mkdir -p */
+                    if (*q == '/') { *q = 0; mkdir(cmd, 0755); *q = '/'; }
+                mkdir(cmd, 0755);
+            }
+            if ((f = fopen(path, "w"))) {
+                fprintf(f, "%s\n", cfg->jwt_secret);
+                fclose(f);
+            }
+        }
+        LOG_INF("--dev: generated a JWT secret (kept in %s)", path[0] ? path : "memory only");
+    } else {
+        LOG_INF("--dev: using the JWT secret kept in %s", path);
+    }
+}
+
 static void *main__second_signal(void *arg)
 {
     sigset_t *set = arg;
@@ -140,13 +185,8 @@ int main(int argc, char **argv)
     }
     log_init(cfg.log_level, cfg.log_format);
     log_set_thread("main");
-    if (cfg.dev && !cfg.jwt_secret[0]) {
-        uint8_t rnd[24];
-        RAND_bytes(rnd, sizeof(rnd));
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            sprintf(cfg.jwt_secret + 2 * i, "%02x", rnd[i]);
-        LOG_INF("--dev: generated JWT secret %s", cfg.jwt_secret);
-    }
+    if (cfg.dev && !cfg.jwt_secret[0])
+        main__dev_secret(&cfg);
     sess_setup((const uint8_t *)cfg.jwt_secret, strlen(cfg.jwt_secret), pers_store_down_ms);
 
     sigset_t sigs;
