@@ -562,7 +562,7 @@ static store_msg_t *stored_msg(const char *room, const usr_t *u, const char *tem
 
 static void oid(char *out, int64_t seq)
 {
-    snprintf(out, STORE_OID_LEN + 1, "65aa00000000000000%06" PRId64, seq);
+    snprintf(out, STORE_OID_LEN + 1, "65aa00000000000000%06u", (unsigned)(seq % 1000000));
 }
 
 /* The seqs of a message array, as "1,2,3". */
