@@ -56,7 +56,7 @@ enum {
     MAIL_RD_MSGS_DONE,   /* R <- reader                                         */
 };
 
-enum { REQ_READY = 1, REQ_CHATS_LIST, REQ_JOIN, REQ_HISTORY, REQ_WARM };
+enum { REQ_READY = 1, REQ_CHATS_LIST, REQ_JOIN, REQ_HISTORY, REQ_WARM, REQ_CREATE_WAIT };
 
 typedef struct req {
     connh_t connh;               /* the client socket (on shard U)             */
@@ -111,7 +111,8 @@ typedef struct {
     store_msg_t *msg;            /* one reference                              */
     int status;                  /* 0, ERR_DUP, ERR_STORE_FATAL, ERR_STORE (deadline passed) */
     char id[STORE_OID_LEN + 1];
-    int64_t seq;
+    int64_t seq;                 /* ERR_DUP: the stored message's seq          */
+    bool same_room;              /* ERR_DUP: the stored message is in this room */
 } confirm_item_t;
 
 typedef struct {
@@ -213,6 +214,7 @@ typedef struct room {
     uint32_t ntyping, typing_cap;
     bool typing_listed;
     uint8_t warm;                /* ROOM_*: dedup keys loaded from the store?   */
+    bool creating;               /* chat:create sent to the writer, not stored yet */
     req_t **parked;              /* message:send waiting for the warm-up        */
     uint32_t nparked;
 } room_t;

@@ -132,6 +132,7 @@ static void pers__confirm(pers_t *p, store_msg_t **msgs, const store_result_t *r
             it->status = status[i];
             memcpy(it->id, res ? res[i].id : "", res ? sizeof(it->id) : 1);
             it->seq = res ? res[i].seq : msgs[i]->seq;
+            it->same_room = res && strcmp(res[i].room_id, msgs[i]->room_id) == 0;
         }
         pers__mail(p, self, sh, (mbox_msg_t){ .kind = MAIL_CONFIRM, .ptr = c });
     }

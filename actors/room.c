@@ -94,6 +94,23 @@ static rmsg_t *room__ring_seq(room_t *r, int64_t seq)
     return room__ring_at(r, (uint32_t)(seq - r->first_seq));
 }
 
+static int room__cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* room__unlist forgets r in the shard's list of rooms with typing state
+ * (before r is freed). */
+static void room__unlist(actor_t *a, room_t *r)
+{
+    for (uint32_t i = 0; r->typing_listed && i < a->ntyping_rooms; i++) {
+        if (a->typing_rooms[i] == r) {
+            a->typing_rooms[i] = a->typing_rooms[--a->ntyping_rooms];
+            r->typing_listed = false;
+        }
+    }
+}
+
 /* ---- fan-out and replies ----------------------------------------------- */
 
 static void room__fanout(actor_t *a, room_t *r, buf_blob_t *frames[2], connh_t exclude_conn,
@@ -435,7 +452,12 @@ static void room__on_confirm(actor_t *a, confirm_t *c)
         room_t *r = hmap_get(&a->rooms, it->msg->room_id);
         rmsg_t *e = r ? room__ring_seq(r, it->msg->seq) : NULL;
         if (e && e->m == it->msg && e->status == RMSG_PENDING) {
-            if (it->status == 0 || it->status == ERR_DUP) {
+            /* A store duplicate is this message only if it sits in this room
+             * at this seq (a resend the store saw first); otherwise the
+             * tempId was used for another message and this one is refused. */
+            bool mine = it->status == 0 ||
+                        (it->status == ERR_DUP && it->same_room && it->seq == e->m->seq);
+            if (mine) {
                 e->status = RMSG_CONFIRMED;
                 memcpy(e->id, it->id, sizeof(e->id));
                 char *key = room__dedup_key(e->m->sender_id, e->m->temp_id);
@@ -453,9 +475,11 @@ static void room__on_confirm(actor_t *a, confirm_t *c)
                     d->key = NULL;   /* the FIFO frees the entry later */
                 }
                 free(key);
-                const char *code = it->status == ERR_STORE ? "UNAVAILABLE" : "INTERNAL";
+                const char *code = it->status == ERR_STORE ? "UNAVAILABLE"
+                                 : it->status == ERR_DUP ? "INVALID_INPUT" : "INTERNAL";
                 const char *why = it->status == ERR_STORE ? "the message could not be stored in time"
-                                                          : "the store refused the message";
+                                : it->status == ERR_DUP ? "tempId was already used for another message"
+                                                        : "the store refused the message";
                 room__emit(a, r, "message:failed",
                            json_pack("{s:s, s:I, s:s, s:{s:s, s:s}}", "roomId", r->id, "seq",
                                      (json_int_t)e->m->seq, "tempId", e->m->temp_id, "error", "code", code,
@@ -539,7 +563,9 @@ static void room__read(actor_t *a, room_t *r, req_t *q)
         hi = (q->a <= 0 || q->a > r->seq + 1) ? r->seq + 1 : q->a;
     }
     json_t *part = room__collect(r, lo, hi, &limit, &bytes, &lowest, &capped);
-    if (capped || lowest <= lo + 1 || r->first_seq <= 1 || lowest <= 1) {
+    if (limit == 0 && !capped)   /* the limit ran out exactly at the ring's start */
+        capped = lowest > lo + 1;
+    if (capped || limit == 0 || lowest <= lo + 1 || r->first_seq <= 1 || lowest <= 1) {
         room__finish_read(a, r, q, part, capped && lowest > lo + 1);
         return;
     }
@@ -625,20 +651,75 @@ static void room__on_leave(actor_t *a, req_t *q)
  * concurrent create of the same direct chat finds it), but chat:new and the
  * ack wait until the writer committed the chat, so a chats:list or a
  * restart right after the ack sees it. */
+/* The chat as the room knows it (for a create that finds it existing). */
+static json_t *room__chat_json(room_t *r)
+{
+    store_chat_t c = { .type = r->type, .name = r->name, .created_at = r->created_at, .last_seq = r->seq };
+    snprintf(c.id, sizeof(c.id), "%s", r->id);
+    char **members = calloc(r->members.len ? r->members.len : 1, sizeof(*members));
+    if (!members)
+        return NULL;
+    const char *k;
+    for (size_t it = 0; hmap_next(&r->members, &it, &k, NULL);)
+        members[c.n_members++] = (char *)k;
+    qsort(members, c.n_members, sizeof(*members), room__cmp_str);
+    c.members = members;
+    for (uint32_t i = r->ring_len; i > 0 && !c.last_msg; i--) {
+        rmsg_t *e = room__ring_at(r, i - 1);
+        if (e->status != RMSG_FAILED)
+            c.last_msg = e->m;
+    }
+    json_t *o = evt_chat_json(&c);
+    if (o && c.last_msg) {   /* evt_chat_json reads the stored id; ours is in the ring */
+        rmsg_t *e = room__ring_seq(r, c.last_msg->seq);
+        json_object_set_new(o, "lastMessage", evt_msg_json(e->m, e->id, e->status == RMSG_CONFIRMED));
+    }
+    free(members);
+    return o;
+}
+
 static void room__on_create(actor_t *a, req_t *q)
 {
     store_chat_t *c = q->chat;
     room_t *r = hmap_get(&a->rooms, c->id);
+    if (r && r->creating) {   /* the same direct chat, still being stored */
+        q->purpose = REQ_CREATE_WAIT;
+        req_t **p = realloc(r->parked, (r->nparked + 1) * sizeof(*p));
+        if (!p) {
+            room__fail(a, q, "INTERNAL", "out of memory", MAIL_REPLY);
+            return;
+        }
+        r->parked = p;
+        r->parked[r->nparked++] = q;
+        return;
+    }
     if (r) {   /* the same pair always gets the same direct chat */
-        c->last_seq = r->seq;
-        room__reply(a, q, json_pack("{s:b, s:o}", "ok", 1, "chat", evt_chat_json(c)), MAIL_REPLY);
+        room__reply(a, q, json_pack("{s:b, s:o}", "ok", 1, "chat", room__chat_json(r)), MAIL_REPLY);
         return;
     }
     if (!(r = room__new(a, c))) {
         room__fail(a, q, "INTERNAL", "out of memory", MAIL_REPLY);
         return;
     }
+    r->creating = true;
     shard_mail(a->sh, actor_writer(a->sh), &(mbox_msg_t){ .kind = MAIL_W_CHAT, .ptr = q });
+}
+
+/* Answer the creates that waited for this chat to be stored. */
+static void room__unpark_creates(actor_t *a, room_t *r, bool ok)
+{
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < r->nparked; i++) {
+        req_t *q = r->parked[i];
+        if (q->purpose != REQ_CREATE_WAIT) {
+            r->parked[w++] = q;
+        } else if (ok) {
+            room__reply(a, q, json_pack("{s:b, s:o}", "ok", 1, "chat", room__chat_json(r)), MAIL_REPLY);
+        } else {
+            room__fail(a, q, "UNAVAILABLE", "the chat could not be stored; try again", MAIL_REPLY);
+        }
+    }
+    r->nparked = w;
 }
 
 static void room__on_chat_stored(actor_t *a, req_t *q)
@@ -649,12 +730,16 @@ static void room__on_chat_stored(actor_t *a, req_t *q)
         room__fail(a, q, "INTERNAL", "the chat vanished", MAIL_REPLY);
         return;
     }
+    r->creating = false;
     if (q->status < 0 && q->status != ERR_DUP) {
+        room__unpark_creates(a, r, false);
+        room__unlist(a, r);
         hmap_del(&a->rooms, r->id);
         room__free(r);
         room__fail(a, q, "UNAVAILABLE", "the chat could not be stored; try again", MAIL_REPLY);
         return;
     }
+    room__unpark_creates(a, r, true);
     json_t *chat = evt_chat_json(c);
     buf_blob_t *frames[2];
     if (chat && evt_event2("chat:new", chat, frames) == 0) {

@@ -226,15 +226,20 @@ static const char *user__room_id(actor_t *a, sess_t *s, json_t *p, int64_t ack_i
         sess_reply(a, s, ack_id, evt_fail("INVALID_INPUT", "roomId must be 1-128 characters of [A-Za-z0-9._:@-]"));
         return NULL;
     }
-    if (strncmp(room, "user:", 5) == 0) {
-        sess_reply(a, s, ack_id, evt_fail("UNAUTHORIZED", "user rooms cannot be named by clients"));
-        return NULL;
-    }
     return room;
 }
 
-static void user__forward(actor_t *a, req_t *r, uint32_t kind)
+/* Every field was checked; a user:<id> room is refused here, so the
+ * order of checks stays fields, then existence and permission (§5). */
+static void user__forward(actor_t *a, sess_t *s, req_t *r, uint32_t kind)
 {
+    if (strncmp(r->room_id, "user:", 5) == 0) {
+        if (kind == MAIL_SEND && r->flag && s->user->tokens + 1.0 <= a->sh->cfg->rate_burst)
+            s->user->tokens += 1.0;   /* the token was not used */
+        sess_reply(a, s, r->ack_id, evt_fail("UNAUTHORIZED", "user rooms cannot be named by clients"));
+        req_free(r);
+        return;
+    }
     shard_mail(a->sh, actor_owner(a->sh, r->room_id), &(mbox_msg_t){ .kind = kind, .ptr = r });
 }
 
@@ -296,7 +301,7 @@ static void user__ev_send(actor_t *a, sess_t *s, json_t *p, int64_t ack_id)
      * room shard applies it after its existence, permission and duplicate
      * checks and sends the token back when it was not used. */
     r->flag = user__take_token(a, s->user);
-    user__forward(a, r, MAIL_SEND);
+    user__forward(a, s, r, MAIL_SEND);
 }
 
 static void user__ev_room(actor_t *a, sess_t *s, json_t *p, int64_t ack_id, uint32_t kind, bool start)
@@ -330,7 +335,7 @@ static void user__ev_room(actor_t *a, sess_t *s, json_t *p, int64_t ack_id, uint
     r->a = n;
     r->b = limit;
     r->flag = start;
-    user__forward(a, r, kind);
+    user__forward(a, s, r, kind);
 }
 
 static int user__cmp_str(const void *x, const void *y)
@@ -420,7 +425,7 @@ static void user__ev_create(actor_t *a, sess_t *s, json_t *p, int64_t ack_id)
     if (!r)
         goto nomem;
     r->chat = c;
-    user__forward(a, r, MAIL_CREATE);
+    user__forward(a, s, r, MAIL_CREATE);
     return;
 nomem:
     if (c)

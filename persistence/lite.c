@@ -109,7 +109,7 @@ static const char *const lite__sql[LITE_ST__COUNT] = {
     [LITE_ST_MSG_INSERT] =
         "INSERT INTO messages(_id, roomId, seq, senderId, senderName, tempId, type, body,"
         " replyTo, ts, editedAt, deleted) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [LITE_ST_MSG_BY_TEMP] = "SELECT _id, seq FROM messages WHERE senderId = ?1 AND tempId = ?2",
+    [LITE_ST_MSG_BY_TEMP] = "SELECT _id, seq, roomId FROM messages WHERE senderId = ?1 AND tempId = ?2",
     [LITE_ST_CHAT_BUMP] = "UPDATE chats SET lastSeq = max(lastSeq, ?2) WHERE _id = ?1",
     [LITE_ST_MSG_SINCE] = "SELECT " LITE_MSG_COLS " FROM messages"
                           " WHERE roomId = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3",
@@ -283,6 +283,7 @@ static int lite__insert_conflict(lite_t *l, const store_msg_t *m, store_result_t
         r->status = ERR_DUP;
         snprintf(r->id, sizeof r->id, "%s", lite__col(st, 0));
         r->seq = sqlite3_column_int64(st, 1);
+        snprintf(r->room_id, sizeof r->room_id, "%s", lite__col(st, 2));
     } else if (rc == SQLITE_DONE) {
         /* Also covers an _id collision, which ObjectIds (process-unique
          * random part + counter) make practically impossible. */

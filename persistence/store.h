@@ -88,6 +88,9 @@ typedef struct {
                                     (e.g. {roomId, seq} taken by another) */
     char id[STORE_OID_LEN + 1];  /* the stored document's id                 */
     int64_t seq;                 /* the stored document's seq                */
+    char room_id[STORE_ID_MAX + 1]; /* ERR_DUP: the stored document's roomId;
+                                    with seq it tells a resend of this very
+                                    message from a tempId reused for another */
 } store_result_t;
 
 typedef struct {

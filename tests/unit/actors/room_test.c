@@ -39,7 +39,9 @@
  *     one MAIL_RD_MSGS (REQ_WARM) goes to the reader, and the answer turns a
  *     parked resend into a duplicate; a failed warm-up lets sends through.
  * 10. chat:create: W_CHAT, then CHAT_STORED -> chat:new per member shard and
- *     the ack; the same direct chat again is answered at once.
+ *     the ack; and a chat whose store write fails is removed without
+ *     leaving a dangling pointer (KNOWN BUG: this check fails today, see
+ *     test_create_fail).
  *
  * Build: part of `scripts/zig build` (zig-out/test-bin/room_test) and of
  * `scripts/asan-build` (build-asan/test-bin/room_test).
@@ -512,6 +514,7 @@ static confirm_t *mk_confirm(store_msg_t *m, int status, const char *id)
     c->items[0].status = status;
     snprintf(c->items[0].id, sizeof(c->items[0].id), "%s", id);
     c->items[0].seq = m->seq;
+    c->items[0].same_room = true;   /* an ERR_DUP here is this very message, stored earlier */
     return c;
 }
 
@@ -697,8 +700,19 @@ static void test_send_seq_dedup_rate(void)
     expect_fanout(G1, "message:confirmed", 3, 0, "");
     confirm(again, ERR_STORE, "");
     EXPECT_NONE();
+    /* ERR_DUP for another message (the tempId was used before, elsewhere or
+     * at another seq): refused, never reported as stored */
+    confirm_t *dc = mk_confirm(w[6], ERR_DUP, "65aa00000000000000000099");
+    dc->items[0].seq = 1;
+    dc->items[0].same_room = false;
+    deliver(G1, WRITER, MAIL_CONFIRM, dc);
+    w[6] = NULL;
+    f = expect_fanout(G1, "message:failed", 3, 0, "");
+    CHECK_EQ_INT(jint(f, "seq"), 6);
+    CHECK_EQ_STR(err_code(f), "INVALID_INPUT");
+    EXPECT_NONE();
 
-    /* failed messages are withdrawn from reads: history shows 1..6 */
+    /* failed messages are withdrawn from reads: history shows 1..5 */
     req_t *q = mkreq(&B, G1);
     q->a = 0;
     q->b = 50;
@@ -706,7 +720,7 @@ static void test_send_seq_dedup_rate(void)
     deliver(G1, B.sh, MAIL_HISTORY, q);
     json_t *h = reply(&B, hack, NULL, NULL);
     CHECK_EQ_INT(jbool(h, "ok"), 1);
-    CHECK_EQ_STR(seqs(json_object_get(h, "messages")), "1,2,3,4,5,6");
+    CHECK_EQ_STR(seqs(json_object_get(h, "messages")), "1,2,3,4,5");
     CHECK_EQ_INT(jbool(h, "more"), 0);
     json_t *m2 = json_array_get(json_object_get(h, "messages"), 1);
     CHECK_EQ_STR(jstr(m2, "status"), "confirmed");
@@ -1141,6 +1155,39 @@ static void test_join_since(void)
         CHECK_EQ_INT(jbool(r, "more"), 0);
         EXPECT_NONE();
     }
+    /* history below the ring: the reader supplies all of it */
+    ack = history(&B, EV, 4, 50);
+    q = take(READER, MAIL_RD_MSGS);
+    CHECK(q != NULL);
+    EXPECT_NONE();
+    if (q) {
+        CHECK_EQ_INT(q->purpose, REQ_HISTORY);
+        CHECK_EQ_INT(q->rd_before, 4);
+        CHECK_EQ_INT(q->rd_limit, 50);
+        CHECK_EQ_STR(seqs(q->part), "");
+        q->msgs = calloc(3, sizeof(*q->msgs));
+        for (int s = 1; s <= 3; s++)
+            q->msgs[q->nmsgs++] = stored_msg(EV, &A, "e", s, "65aa000000000000000000bb");
+        deliver(EV, READER, MAIL_RD_MSGS_DONE, q);
+        r = reply(&B, ack, NULL, NULL);
+        CHECK_EQ_STR(seqs(json_object_get(r, "messages")), "1,2,3");
+        CHECK_EQ_INT(jbool(r, "more"), 0);
+        EXPECT_NONE();
+    }
+    /* the limit used up exactly at the ring's first seq: 4,5 and more:true
+     * (older ones are in the store). The room may ask the reader for 0
+     * more; answer like the store does (LIMIT 0: none, more). */
+    ack = history(&B, EV, 6, 2);
+    q = take(READER, MAIL_RD_MSGS);
+    if (q) {
+        CHECK_EQ_INT(q->rd_limit, 0);
+        q->more = true;
+        deliver(EV, READER, MAIL_RD_MSGS_DONE, q);
+    }
+    r = reply(&B, ack, NULL, NULL);
+    CHECK_EQ_STR(seqs(json_object_get(r, "messages")), "4,5");
+    CHECK_EQ_INT(jbool(r, "more"), 1);
+    EXPECT_NONE();
     cfg.recent_max = saved;
     gc();
 }
@@ -1253,6 +1300,82 @@ static void test_create(void)
     gc();
 }
 
+/* 10b: a chat whose store write fails is removed again; nothing may keep
+ * pointing at it. Between MAIL_CREATE and MAIL_CHAT_STORED the room already
+ * exists in memory (so a concurrent create of the same direct chat finds
+ * it), and a member can address it: a direct chat's id is derived from the
+ * pair, so the other member may send typing:start to it meanwhile. */
+static void test_create_fail(void)
+{
+    char id[64];
+    pick_id(id, sizeof(id), "dmfail", 0);
+    store_chat_t *c = calloc(1, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->type = STORE_CHAT_DIRECT;
+    c->name = strdup("");
+    c->members = calloc(2, sizeof(char *));
+    c->members[0] = strdup(A.id);
+    c->members[1] = strdup(B.id);
+    c->n_members = 2;
+    req_t *q = mkreq(&A, id);
+    q->chat = c;
+    int64_t ack = q->ack_id;
+    deliver(id, A.sh, MAIL_CREATE, q);
+    req_t *wc = take(WRITER, MAIL_W_CHAT);
+    CHECK(wc != NULL);
+    EXPECT_NONE();
+    if (!wc)
+        return;
+    actor_t *a = &act[owner(id)];
+    const void *room = hmap_get(&a->rooms, id);
+    CHECK(room != NULL);
+
+    /* B types in the not yet stored chat */
+    sh[owner(id)].now_ms = 100000;
+    q = mkreq(&B, id);
+    q->flag = true;
+    int64_t tack = q->ack_id;
+    deliver(id, B.sh, MAIL_TYPING, q);
+    expect_fanout(id, "typing", 3, 0, B.id);
+    CHECK_EQ_INT(jbool(reply(&B, tack, NULL, NULL), "ok"), 1);
+    EXPECT_NONE();
+
+    /* the store refuses the chat: the creator is told, the room is gone */
+    wc->status = ERR_STORE;
+    deliver(id, WRITER, MAIL_CHAT_STORED, wc);
+    expect_reply_fail(&A, ack, "UNAVAILABLE");
+    EXPECT_NONE();
+    CHECK(hmap_get(&a->rooms, id) == NULL);
+
+    /* BUG (actors/room.c, room__on_chat_stored): the freed room stays in
+     * actor_t.typing_rooms, and the next room_tick reads freed memory
+     * (heap-use-after-free under ASan). Correct: a removed room is no
+     * longer listed, and room_tick sends nothing for it. The pointer is
+     * only compared here; room_tick runs only when it is gone. */
+    bool dangling = false;
+    for (uint32_t i = 0; i < a->ntyping_rooms; i++)
+        if ((const void *)a->typing_rooms[i] == room)
+            dangling = true;
+    CHECK(!dangling);   /* BUG: see above */
+    if (!dangling) {
+        sh[owner(id)].now_ms = 200000;
+        room_tick(a);
+        drain(owner(id));
+        EXPECT_NONE();
+    } else {
+        /* keep the rest of the run safe: forget the dangling entries */
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < a->ntyping_rooms; i++)
+            if ((const void *)a->typing_rooms[i] != room)
+                a->typing_rooms[k++] = a->typing_rooms[i];
+        a->ntyping_rooms = k;
+    }
+    int64_t sack = send_msg(&B, id, "after", true);
+    expect_send_fail(&B, sack, "NOT_FOUND", true);
+    EXPECT_NONE();
+    gc();
+}
+
 int main(void)
 {
     cfg_defaults(&cfg);
@@ -1292,6 +1415,7 @@ int main(void)
     test_join_since();
     test_warm_up();
     test_create();
+    test_create_fail();
 
     EXPECT_NONE();
     for (int i = 0; i < NSH; i++) {
