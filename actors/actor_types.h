@@ -231,6 +231,9 @@ typedef struct {
     uint32_t ntyping_rooms, typing_rooms_cap;
     uint64_t sid_counter;
     uint64_t dedup_max;          /* dedup entries per room                     */
+    uint64_t backlog_msgs;       /* this shard's messages sent to the writer and
+                                    not yet confirmed or failed                 */
+    uint64_t backlog_bytes;      /* their body bytes                           */
 } actor_t;
 
 /* Thread indexes of the persistence threads in the mailbox hub. */

@@ -329,6 +329,18 @@ static json_t *room__confirmed_json(const rmsg_t *e)
                      "tempId", e->m->temp_id, "id", e->id);
 }
 
+/* The store backlog is bounded per shard: each room shard counts what it
+ * handed to the writer and has not heard back about (no counter is shared
+ * between threads), and takes an equal share of --store-backlog-max and
+ * --store-backlog-bytes. */
+static bool room__backlog_full(actor_t *a, size_t body_len)
+{
+    const cfg_t *cfg = a->sh->cfg;
+    uint64_t n = (uint64_t)a->sh->n;
+    return a->backlog_msgs + 1 > (cfg->store_backlog_max + n - 1) / n ||
+           a->backlog_bytes + body_len > (cfg->store_backlog_bytes + n - 1) / n;
+}
+
 /* ---- warm-up after a restart ------------------------------------------- */
 
 static void room__park(actor_t *a, room_t *r, req_t *q)
@@ -428,6 +440,11 @@ static void room__on_send(actor_t *a, req_t *q)
         room__reply(a, q, evt_fail("RATE_LIMITED", "too many messages; slow down"), MAIL_SEND_DONE);
         return;
     }
+    if (room__backlog_full(a, q->body_len)) {
+        free(key);
+        room__fail(a, q, "UNAVAILABLE", "the store is behind; try again later", MAIL_SEND_DONE);
+        return;
+    }
     store_msg_t *m = store_msg_new(r->id, q->user_id, q->user_name, q->temp_id, q->type, q->body,
                                    q->body_len, r->seq + 1, q->b, tmr_wall_ms());
     if (!m || room__ring_push(a, r, m) < 0) {   /* 3 */
@@ -442,6 +459,8 @@ static void room__on_send(actor_t *a, req_t *q)
     room__emit(a, r, "message:new", evt_msg_json(m, "", false), q->connh, NULL, false);   /* 4 */
     room__reply(a, q, json_pack("{s:b, s:s, s:I}", "ok", 1, "tempId", q->temp_id, "seq", (json_int_t)m->seq),
                 MAIL_SEND_DONE);
+    a->backlog_msgs++;
+    a->backlog_bytes += m->body_len;
     shard_mail(a->sh, actor_writer(a->sh), &(mbox_msg_t){ .kind = MAIL_W_MSG, .ptr = store_msg_ref(m) });   /* 5 */
 }
 
@@ -449,6 +468,8 @@ static void room__on_confirm(actor_t *a, confirm_t *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         confirm_item_t *it = &c->items[i];
+        a->backlog_msgs--;
+        a->backlog_bytes -= it->msg->body_len;
         room_t *r = hmap_get(&a->rooms, it->msg->room_id);
         rmsg_t *e = r ? room__ring_seq(r, it->msg->seq) : NULL;
         if (e && e->m == it->msg && e->status == RMSG_PENDING) {

@@ -33,6 +33,9 @@ typedef struct {
     uint32_t confirm_deadline_ms;/* --confirm-deadline-ms: 30000                     */
     uint32_t batch_max;          /* --batch-max: 1000                                */
     uint32_t batch_delay_ms;     /* --batch-delay-ms: 2                              */
+    uint32_t store_backlog_max;  /* --store-backlog-max: 100000 unstored messages       */
+    uint64_t store_backlog_bytes;/* --store-backlog-bytes: 256 MiB of unstored bodies  */
+    char mongo_write_concern[64];/* --mongo-write-concern: "w:1,j:true"                */
     uint32_t recent_max;         /* --recent-max: 256 messages kept per room in memory */
     uint32_t handshake_timeout_ms;/* --handshake-timeout-ms: 10000                   */
     uint32_t bufs_per_shard;     /* --recv-buffers: 512 provided buffers per shard   */

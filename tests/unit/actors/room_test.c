@@ -1376,6 +1376,37 @@ static void test_create_fail(void)
     gc();
 }
 
+/* The store backlog: each room shard takes its share of
+ * --store-backlog-max; past it message:send answers UNAVAILABLE (token
+ * refunded), and a confirmation makes room again. */
+static void test_backlog(void)
+{
+    char room[64];
+    pick_id(room, sizeof(room), "backlog", 1);
+    const usr_t *mem[] = { &A, &B };
+    load_room(room, STORE_CHAT_GROUP, 0, mem, 2);
+    uint32_t saved = cfg.store_backlog_max;
+    /* two more than the room's shard already holds (earlier cases leave
+     * messages unconfirmed) */
+    const actor_t *owner = &act[hmap_hash(room, strlen(room)) % NSH];
+    cfg.store_backlog_max = (uint32_t)((owner->backlog_msgs + 2) * NSH);
+    store_msg_t *w1 = expect_new(&A, room, "b1", send_msg(&A, room, "b1", true), 1, 3);
+    store_msg_t *w2 = expect_new(&A, room, "b2", send_msg(&A, room, "b2", true), 2, 3);
+    EXPECT_NONE();
+    expect_send_fail(&A, send_msg(&A, room, "b3", true), "UNAVAILABLE", true);
+    EXPECT_NONE();
+    confirm(w1, 0, "65aa000000000000000000b1");
+    expect_fanout(room, "message:confirmed", 3, 0, "");
+    store_msg_t *w3 = expect_new(&A, room, "b3", send_msg(&A, room, "b3", true), 3, 3);
+    EXPECT_NONE();
+    confirm(w2, 0, "65aa000000000000000000b2");
+    expect_fanout(room, "message:confirmed", 3, 0, "");
+    confirm(w3, 0, "65aa000000000000000000b3");
+    expect_fanout(room, "message:confirmed", 3, 0, "");
+    EXPECT_NONE();
+    cfg.store_backlog_max = saved;
+}
+
 int main(void)
 {
     cfg_defaults(&cfg);
@@ -1416,6 +1447,7 @@ int main(void)
     test_warm_up();
     test_create();
     test_create_fail();
+    test_backlog();
 
     EXPECT_NONE();
     for (int i = 0; i < NSH; i++) {

@@ -90,6 +90,9 @@ static void test_defaults(void)
     CHECK_EQ_INT(c.confirm_deadline_ms, 30000);
     CHECK_EQ_INT(c.batch_max, 1000);
     CHECK_EQ_INT(c.batch_delay_ms, 2);
+    CHECK_EQ_INT(c.store_backlog_max, 100000);
+    CHECK_EQ_INT(c.store_backlog_bytes, 268435456);
+    CHECK_EQ_STR(c.mongo_write_concern, "w:1,j:true");
     CHECK_EQ_INT(c.recent_max, 256);
     CHECK_EQ_INT(c.handshake_timeout_ms, 10000);
     CHECK_EQ_INT(c.bufs_per_shard, 512);
@@ -356,7 +359,7 @@ static void test_help(void)
     int rows = 0;
     for (char *p = text; (p = strchr(p, '\n')) != NULL; p++)
         rows++;
-    CHECK_EQ_INT(rows, 2 + 24); /* Header, separator, one row per cfg_t field. */
+    CHECK_EQ_INT(rows, 2 + 27); /* Header, separator, one row per cfg_t field. */
     CHECK(strstr(text, "| `--port` | `RINGCAST_PORT` | `8080` | 0-65535 |") != NULL);
     CHECK(strstr(text, "`debug\\|info\\|warn\\|error`") != NULL);
     free(text);
