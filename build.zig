@@ -19,13 +19,14 @@ const core_srcs = [_][]const u8{
     "actors/room.c",      "actors/pers.c",      "wire/http.c",     "wire/ws.c",
     "wire/eio.c",         "wire/sio.c",         "wire/json.c",     "wire/mp.c",
     "wire/jwt.c",         "persistence/store.c", "persistence/lite.c",
+    "persistence/mongo.c",
 };
 
 // tests/unit/<path>.c, each its own executable (exit 0 pass, 1 fail, 77 skip).
 const unit_tests = [_][]const u8{
     "wire/http_test",   "wire/ws_test",   "wire/eio_test",  "wire/jwt_test",
     "wire/json_test",   "wire/mp_test",   "wire/sio_test",  "actors/mbox_test", "actors/room_test",
-    "persistence/lite_test", "src/cfg_test", "src/log_test", "src/hmap_test",
+    "persistence/lite_test", "persistence/mongo_test", "src/cfg_test", "src/log_test", "src/hmap_test",
     "src/tmr_test",
 };
 

@@ -17,6 +17,7 @@
 #include "store.h"
 
 #include "persistence/lite.h"
+#include "persistence/mongo.h"
 #include "src/err.h"
 
 #include <assert.h>
@@ -256,9 +257,12 @@ static int store__scheme(const char *uri, const char **path, char *err, size_t e
         return STORE__SCHEME_SQLITE;
     }
     if (uri && (strncmp(uri, "mongodb://", 10) == 0 || strncmp(uri, "mongodb+srv://", 14) == 0)) {
-        /* TODO(store): accept once persistence/mongo.c lands (issue 3). */
-        store__err(err, errlen, "mongodb backend not built yet");
-        return STORE__SCHEME_BAD;
+        /* The driver's parser decides, so a URI that passes the config check
+         * also opens (mongo_open parses it the same way). */
+        *path = uri;
+        if (mongo_uri_check(uri, err, errlen) != 0)
+            return STORE__SCHEME_BAD;
+        return STORE__SCHEME_MONGO;
     }
     store__err(err, errlen, "unknown --store scheme");
     return STORE__SCHEME_BAD;
@@ -277,6 +281,11 @@ int store_open(const char *uri, store_t **out, char *err, size_t errlen)
     switch (store__scheme(uri, &path, err, errlen)) {
     case STORE__SCHEME_SQLITE:
         return lite_open(path, out, err, errlen);
+    case STORE__SCHEME_MONGO:
+        /* mongo.h: the write concern comes from the environment (the
+         * environment name of --mongo-write-concern); unset means the URI's,
+         * else w:1,j:true. */
+        return mongo_open(path, getenv(MONGO_WRITE_CONCERN_ENV), out, err, errlen);
     default:
         return ERR_CONFIG;
     }

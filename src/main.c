@@ -28,6 +28,7 @@
 #include "../actors/pers.h"
 #include "../actors/room.h"
 #include "../actors/sess.h"
+#include "../persistence/mongo.h"
 #include "../persistence/store.h"
 #include "../wire/jwt.h"
 #include "cfg.h"
@@ -185,6 +186,16 @@ int main(int argc, char **argv)
     }
     log_init(cfg.log_level, cfg.log_format);
     log_set_thread("main");
+    if (strncmp(cfg.store, "mongodb", 7) == 0) {
+        if (mongo_write_concern_check(cfg.mongo_write_concern, err, sizeof(err)) < 0) {
+            fprintf(stderr, "ringcast: --mongo-write-concern: %s\n", err);
+            return 2;
+        }
+        /* store_open reads it from the environment (persistence/mongo.h);
+         * the default is left unset so the URI's own w/journal apply. */
+        if (strcmp(cfg.mongo_write_concern, "w:1,j:true") != 0)
+            setenv(MONGO_WRITE_CONCERN_ENV, cfg.mongo_write_concern, 1);
+    }
     if (cfg.dev && !cfg.jwt_secret[0])
         main__dev_secret(&cfg);
     sess_setup((const uint8_t *)cfg.jwt_secret, strlen(cfg.jwt_secret), pers_store_down_ms);

@@ -184,6 +184,7 @@ static void contract_insert(contract_t *ct)
             CHECK_EQ_INT(r[i].status, ERR_DUP);
             CHECK_EQ_STR(r[i].id, r[6].id);
             CHECK_EQ_INT(r[i].seq, 5);
+            CHECK_EQ_STR(r[i].room_id, ct->room_a);   /* which room holds the stored one */
         } else if (i == 8) {
             CHECK_EQ_INT(r[i].status, ERR_STORE_FATAL);
         } else {
@@ -214,6 +215,7 @@ static void contract_insert(contract_t *ct)
     CHECK_EQ_INT(r2[0].status, ERR_DUP);
     CHECK_EQ_STR(r2[0].id, ct->id_a[0]);
     CHECK_EQ_INT(r2[0].seq, 1);
+    CHECK_EQ_STR(r2[0].room_id, ct->room_a);
     CHECK_EQ_INT(r2[1].status, ERR_STORE_FATAL);
     CHECK_EQ_INT(r2[2].status, 0);
     CHECK_EQ_INT(r2[3].status, 0);
