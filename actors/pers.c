@@ -36,6 +36,12 @@
 
 #define PERS_BACKOFF_MIN_MS 10
 #define PERS_BACKOFF_MAX_MS 1000
+/* Notifications older than 30 days are removed by this sweep (TTL indexes
+ * are not available on every MongoDB-wire server). A minute after start,
+ * then hourly; a failed sweep is retried a minute later. */
+#define PERS_SWEEP_FIRST_MS 60000
+#define PERS_SWEEP_EVERY_MS 3600000
+#define PERS_SWEEP_RETRY_MS 60000
 
 typedef struct {
     store_msg_t *m;
@@ -229,12 +235,25 @@ static void pers__writer_mail(pers_t *p, int from, mbox_msg_t *m, uint64_t now)
     }
 }
 
+static uint64_t pers__sweep(pers_t *p, uint64_t now)
+{
+    uint64_t removed = 0;
+    int rc = store_notif_sweep(p->wstore, tmr_wall_ms() - STORE_NOTIF_TTL_MS, &removed);
+    if (rc < 0) {
+        LOG_WRN("notification sweep failed: %s; retrying in a minute", err_str(rc));
+        return now + PERS_SWEEP_RETRY_MS;
+    }
+    if (removed)
+        LOG_INF("notification sweep: removed %llu older than 30 days", (unsigned long long)removed);
+    return now + PERS_SWEEP_EVERY_MS;
+}
+
 static void *pers__writer_main(void *arg)
 {
     pers_t *p = arg;
     log_set_thread("pers-writer");
     int self = p->n;
-    uint64_t backoff = 0, retry_at = 0;
+    uint64_t backoff = 0, retry_at = 0, sweep_at = tmr_now_ms() + PERS_SWEEP_FIRST_MS;
     mbox_msg_t batch[128];
     for (;;) {
         uint64_t now = tmr_now_ms();
@@ -249,6 +268,8 @@ static void *pers__writer_main(void *arg)
         }
         bool stopping = atomic_load_explicit(&p->stop, memory_order_acquire);
         pers__expire(p, now);
+        if (now >= sweep_at && !stopping)
+            sweep_at = pers__sweep(p, now);
         bool due = p->qlen && (p->qlen >= p->cfg->batch_max || stopping ||
                                now - p->q[p->qhead].queued_ms >= p->cfg->batch_delay_ms);
         if (due && now >= retry_at) {

@@ -95,6 +95,10 @@ enum {
     LITE_ST_MEMBER_DEL,
     LITE_ST_MARK_SET,
     LITE_ST_MARK_GET,
+    LITE_ST_NOTIF_ADD,
+    LITE_ST_NOTIF_LIST,
+    LITE_ST_NOTIF_DEL,
+    LITE_ST_NOTIF_SWEEP,
     LITE_ST_PING,
     LITE_ST__COUNT
 };
@@ -135,6 +139,10 @@ static const char *const lite__sql[LITE_ST__COUNT] = {
                          " VALUES(?1 || '|' || ?2, ?1, ?2, ?3)"
                          " ON CONFLICT(_id) DO UPDATE SET seq = max(seq, excluded.seq)",
     [LITE_ST_MARK_GET] = "SELECT seq FROM read_markers WHERE _id = ?1 || '|' || ?2",
+    [LITE_ST_NOTIF_ADD] = "INSERT INTO notifications(_id, userId, kind, data, ts) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [LITE_ST_NOTIF_LIST] = "SELECT _id, kind, data, ts FROM notifications WHERE userId = ?1 ORDER BY ts, _id",
+    [LITE_ST_NOTIF_DEL] = "DELETE FROM notifications WHERE _id = ?1",
+    [LITE_ST_NOTIF_SWEEP] = "DELETE FROM notifications WHERE ts < ?1",
     [LITE_ST_PING] = "SELECT 1",
 };
 
@@ -886,6 +894,93 @@ static int lite_read_marker_get(store_t *s, const char *room_id, const char *use
     return err;
 }
 
+static int lite_notif_add(store_t *s, const char *user_id, const char *kind, const char *data_json, int64_t ts,
+                          char id_out[STORE_OID_LEN + 1])
+{
+    lite_t *l = lite__from(s);
+    json_error_t jerr;
+    json_t *d = json_loads(data_json, JSON_REJECT_DUPLICATES, &jerr);
+    bool object = json_is_object(d);
+    json_decref(d);
+    if (!object)
+        return ERR_STORE_FATAL;   /* the caller's bug or a bad publish body */
+    bson_oid_t oid;
+    bson_oid_init(&oid, NULL);
+    bson_oid_to_string(&oid, id_out);
+    sqlite3_stmt *st = l->st[LITE_ST_NOTIF_ADD];
+    lite__bind_str(st, 1, id_out);
+    lite__bind_str(st, 2, user_id);
+    lite__bind_str(st, 3, kind);
+    lite__bind_str(st, 4, data_json);
+    sqlite3_bind_int64(st, 5, ts);
+    int rc = sqlite3_step(st), err = rc == SQLITE_DONE ? 0 : lite__err(l, rc, "notif_add");
+    lite__done(st);
+    return err;
+}
+
+static int lite_notif_list(store_t *s, const char *user_id, store_notif_t ***out, size_t *n)
+{
+    lite_t *l = lite__from(s);
+    sqlite3_stmt *st = l->st[LITE_ST_NOTIF_LIST];
+    store_notif_t **v = NULL;
+    size_t len = 0, cap = 0;
+    int rc, err = 0;
+    lite__bind_str(st, 1, user_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            store_notif_t **nv = realloc(v, cap * sizeof(*nv));
+            if (!nv) {
+                err = -ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        store_notif_t *x = calloc(1, sizeof(*x));
+        if (!x || !(x->kind = strdup(lite__col(st, 1))) || !(x->data = strdup(lite__col(st, 2)))) {
+            store_notif_free(x);
+            err = -ENOMEM;
+            break;
+        }
+        snprintf(x->id, sizeof(x->id), "%s", lite__col(st, 0));
+        x->ts = sqlite3_column_int64(st, 3);
+        v[len++] = x;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = lite__err(l, rc, "notif_list");
+    lite__done(st);
+    if (err) {
+        for (size_t i = 0; i < len; i++)
+            store_notif_free(v[i]);
+        free(v);
+        return err;
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+static int lite_notif_delete(store_t *s, const char *id)
+{
+    lite_t *l = lite__from(s);
+    sqlite3_stmt *st = l->st[LITE_ST_NOTIF_DEL];
+    lite__bind_str(st, 1, id);
+    int rc = sqlite3_step(st), err = rc == SQLITE_DONE ? 0 : lite__err(l, rc, "notif_delete");
+    lite__done(st);
+    return err;
+}
+
+static int lite_notif_sweep(store_t *s, int64_t before_ts, uint64_t *removed)
+{
+    lite_t *l = lite__from(s);
+    sqlite3_stmt *st = l->st[LITE_ST_NOTIF_SWEEP];
+    sqlite3_bind_int64(st, 1, before_ts);
+    int rc = sqlite3_step(st), err = rc == SQLITE_DONE ? 0 : lite__err(l, rc, "notif_sweep");
+    *removed = err ? 0 : (uint64_t)sqlite3_changes(l->db);
+    lite__done(st);
+    return err;
+}
+
 static int lite_ping(store_t *s)
 {
     lite_t *l = lite__from(s);
@@ -921,6 +1016,10 @@ static const store_ops_t lite__ops = {
     .chat_remove_member = lite_chat_remove_member,
     .read_marker_set = lite_read_marker_set,
     .read_marker_get = lite_read_marker_get,
+    .notif_add = lite_notif_add,
+    .notif_list = lite_notif_list,
+    .notif_delete = lite_notif_delete,
+    .notif_sweep = lite_notif_sweep,
     .ping = lite_ping,
     .close = lite_close,
 };

@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1026,6 +1027,136 @@ static bool mongo__ping(mongo_t *m, bson_error_t *e)
     return ok;
 }
 
+static int mongo_notif_add(store_t *s, const char *user_id, const char *kind, const char *data_json, int64_t ts,
+                           char id_out[STORE_OID_LEN + 1])
+{
+    mongo_t *m = mongo__from(s);
+    bson_error_t e;
+    /* libbson takes a top-level array as a document; the contract says object */
+    json_t *j = json_loads(data_json, JSON_REJECT_DUPLICATES, NULL);
+    bool object = json_is_object(j);
+    json_decref(j);
+    bson_t *data = object ? bson_new_from_json((const uint8_t *)data_json, -1, &e) : NULL;
+    if (!data)
+        return ERR_STORE_FATAL;   /* not a JSON object */
+    bson_oid_t oid;
+    bson_oid_init(&oid, NULL);
+    bson_oid_to_string(&oid, id_out);
+    bson_t *doc = BCON_NEW("_id", BCON_OID(&oid), "userId", BCON_UTF8(user_id), "kind", BCON_UTF8(kind),
+                           "data", BCON_DOCUMENT(data), "ts", BCON_DATE_TIME(ts));
+    int err = mongoc_collection_insert_one(m->notifs, doc, NULL, NULL, &e) ? 0 : mongo__err(&e, "notif_add");
+    bson_destroy(doc);
+    bson_destroy(data);
+    return err;
+}
+
+static int mongo_notif_list(store_t *s, const char *user_id, store_notif_t ***out, size_t *n)
+{
+    mongo_t *m = mongo__from(s);
+    bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id));
+    bson_t *opts = BCON_NEW("sort", "{", "ts", BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(m->notifs, filter, opts, NULL);
+    store_notif_t **v = NULL;
+    size_t len = 0, cap = 0;
+    int err = 0;
+    const bson_t *doc;
+    bson_iter_t it;
+    while (!err && mongoc_cursor_next(cur, &doc)) {
+        store_notif_t *x = calloc(1, sizeof(*x));
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            store_notif_t **nv = realloc(v, cap * sizeof(*nv));
+            if (nv)
+                v = nv;
+            else
+                cap = len;
+        }
+        if (!x || len == cap) {
+            free(x);
+            err = -ENOMEM;
+            break;
+        }
+        if (bson_iter_init_find(&it, doc, "_id"))
+            mongo__id(&it, x->id, sizeof x->id);
+        if (bson_iter_init_find(&it, doc, "kind") && BSON_ITER_HOLDS_UTF8(&it))
+            x->kind = strdup(bson_iter_utf8(&it, NULL));
+        if (bson_iter_init_find(&it, doc, "ts"))
+            x->ts = BSON_ITER_HOLDS_DATE_TIME(&it) ? bson_iter_date_time(&it) : mongo__i64(&it);
+        if (bson_iter_init_find(&it, doc, "data") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            const uint8_t *buf;
+            uint32_t blen;
+            bson_t sub;
+            bson_iter_document(&it, &blen, &buf);
+            if (bson_init_static(&sub, buf, blen))
+                x->data = bson_as_relaxed_extended_json(&sub, NULL);
+        }
+        if (!x->kind || !x->data) {
+            /* bson_as_relaxed_extended_json memory is bson_free'd; copy to malloc */
+            store_notif_free(x);
+            err = -ENOMEM;
+            break;
+        }
+        char *d = strdup(x->data);
+        bson_free(x->data);
+        x->data = d;
+        if (!d) {
+            store_notif_free(x);
+            err = -ENOMEM;
+            break;
+        }
+        v[len++] = x;
+    }
+    bson_error_t e;
+    if (!err && mongoc_cursor_error(cur, &e))
+        err = mongo__err(&e, "notif_list");
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    if (err) {
+        for (size_t i = 0; i < len; i++)
+            store_notif_free(v[i]);
+        free(v);
+        return err;
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+static int mongo_notif_delete(store_t *s, const char *id)
+{
+    mongo_t *m = mongo__from(s);
+    bson_oid_t oid;
+    if (!bson_oid_is_valid(id, strlen(id)))
+        return 0;   /* no such document can exist */
+    bson_oid_init_from_string(&oid, id);
+    bson_t *sel = BCON_NEW("_id", BCON_OID(&oid));
+    bson_error_t e;
+    int err = mongoc_collection_delete_one(m->notifs, sel, NULL, NULL, &e) ? 0 : mongo__err(&e, "notif_delete");
+    bson_destroy(sel);
+    return err;
+}
+
+static int mongo_notif_sweep(store_t *s, int64_t before_ts, uint64_t *removed)
+{
+    mongo_t *m = mongo__from(s);
+    bson_t *sel = BCON_NEW("ts", "{", "$lt", BCON_DATE_TIME(before_ts), "}");
+    bson_t reply;
+    bson_error_t e;
+    bson_iter_t it;
+    int err = 0;
+    *removed = 0;
+    if (mongoc_collection_delete_many(m->notifs, sel, NULL, &reply, &e)) {
+        if (bson_iter_init_find(&it, &reply, "deletedCount"))
+            *removed = (uint64_t)mongo__i64(&it);
+    } else {
+        err = mongo__err(&e, "notif_sweep");
+    }
+    bson_destroy(&reply);
+    bson_destroy(sel);
+    return err;
+}
+
 static int mongo_ping(store_t *s)
 {
     bson_error_t e;
@@ -1062,6 +1193,10 @@ static const store_ops_t mongo__ops = {
     .chat_remove_member = mongo_chat_remove_member,
     .read_marker_set = mongo_read_marker_set,
     .read_marker_get = mongo_read_marker_get,
+    .notif_add = mongo_notif_add,
+    .notif_list = mongo_notif_list,
+    .notif_delete = mongo_notif_delete,
+    .notif_sweep = mongo_notif_sweep,
     .ping = mongo_ping,
     .close = mongo_close,
 };

@@ -290,3 +290,12 @@ int store_open(const char *uri, store_t **out, char *err, size_t errlen)
         return ERR_CONFIG;
     }
 }
+
+void store_notif_free(store_notif_t *n)
+{
+    if (!n)
+        return;
+    free(n->kind);
+    free(n->data);
+    free(n);
+}

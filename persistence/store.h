@@ -78,6 +78,19 @@ int store_chat_type_parse(const char *s);     /* STORE_CHAT_* or -1 */
 const char *store_msg_type_name(int type);    /* "text" | "image" */
 int store_msg_type_parse(const char *s);      /* STORE_MSG_* or -1 */
 
+/* A stored notification (protocol.md §7, §11): for a user who was
+ * offline; removed once delivered or after 30 days. */
+typedef struct {
+    char id[STORE_OID_LEN + 1];
+    char *kind;                  /* malloc'd                                   */
+    char *data;                  /* malloc'd JSON text of the data object      */
+    int64_t ts;                  /* ms                                         */
+} store_notif_t;
+
+void store_notif_free(store_notif_t *n);
+
+#define STORE_NOTIF_TTL_MS (30LL * 24 * 3600 * 1000)
+
 typedef struct store store_t;
 
 /* Per-message outcome of store_insert_batch. */
@@ -108,6 +121,11 @@ typedef struct {
     int (*chat_remove_member)(store_t *s, const char *chat_id, const char *user_id);
     int (*read_marker_set)(store_t *s, const char *room_id, const char *user_id, int64_t seq);
     int (*read_marker_get)(store_t *s, const char *room_id, const char *user_id, int64_t *seq);
+    int (*notif_add)(store_t *s, const char *user_id, const char *kind, const char *data_json, int64_t ts,
+                     char id_out[STORE_OID_LEN + 1]);
+    int (*notif_list)(store_t *s, const char *user_id, store_notif_t ***out, size_t *n);
+    int (*notif_delete)(store_t *s, const char *id);
+    int (*notif_sweep)(store_t *s, int64_t before_ts, uint64_t *removed);
     int (*ping)(store_t *s);
     void (*close)(store_t *s);
 } store_ops_t;
@@ -171,6 +189,20 @@ static inline int store_read_marker_set(store_t *s, const char *r, const char *u
 { return s->ops->read_marker_set(s, r, u, seq); }
 static inline int store_read_marker_get(store_t *s, const char *r, const char *u, int64_t *seq)
 { return s->ops->read_marker_get(s, r, u, seq); }
+/* Notifications: notif_add stores one (data_json must be a JSON object;
+ * else ERR_STORE_FATAL) and returns its new id; notif_list gives a user's
+ * notifications, oldest first (free each with store_notif_free, then the
+ * array); notif_delete is idempotent; notif_sweep removes those with
+ * ts < before_ts (the broker's own expiry: TTL indexes are not available
+ * on every MongoDB-wire server) and counts them. */
+static inline int store_notif_add(store_t *s, const char *u, const char *kind, const char *data_json, int64_t ts,
+                                  char id_out[STORE_OID_LEN + 1])
+{ return s->ops->notif_add(s, u, kind, data_json, ts, id_out); }
+static inline int store_notif_list(store_t *s, const char *u, store_notif_t ***out, size_t *n)
+{ return s->ops->notif_list(s, u, out, n); }
+static inline int store_notif_delete(store_t *s, const char *id) { return s->ops->notif_delete(s, id); }
+static inline int store_notif_sweep(store_t *s, int64_t before_ts, uint64_t *removed)
+{ return s->ops->notif_sweep(s, before_ts, removed); }
 static inline int store_ping(store_t *s) { return s->ops->ping(s); }
 static inline void store_close(store_t *s) { if (s) s->ops->close(s); }
 

@@ -9,6 +9,8 @@
  *
  * Thread: the test's main thread; the store is a one-thread object.
  */
+#include <jansson.h>
+
 #include "persistence/store.h"
 #include "src/err.h"
 #include "tests/support/check.h"
@@ -592,6 +594,54 @@ static void contract_reopen(contract_t *ct)
 
 /* store_contract_run opens uri and runs the whole suite on it. Returns the
  * number of failed checks (0: the backend honours the contract). */
+/* Notifications: add, list oldest first, delete (idempotent), and the
+ * broker's 30-day sweep removes only what is older than its cutoff. */
+static void contract_notifs(contract_t *ct)
+{
+    char id_old[STORE_OID_LEN + 1], id_new[STORE_OID_LEN + 1], id_other[STORE_OID_LEN + 1];
+    int64_t now = CONTRACT_TS0 + 40LL * 24 * 3600 * 1000;
+    CHECK_EQ_INT(store_notif_add(ct->s, ct->u1, "message", "{\"roomId\":\"r\",\"count\":2,\"lastSeq\":7}",
+                                 now - STORE_NOTIF_TTL_MS - 1000, id_old), 0);
+    CHECK_EQ_INT(store_notif_add(ct->s, ct->u1, "invite", "{\"from\":\"é😀\"}", now - 1000, id_new), 0);
+    CHECK_EQ_INT(store_notif_add(ct->s, ct->u2, "invite", "{}", now - STORE_NOTIF_TTL_MS - 5, id_other), 0);
+    CHECK(contract_is_oid(id_old) && contract_is_oid(id_new) && strcmp(id_old, id_new) != 0);
+    char junk[STORE_OID_LEN + 1];
+    CHECK_EQ_INT(store_notif_add(ct->s, ct->u1, "x", "[1,2]", now, junk), ERR_STORE_FATAL);
+    store_notif_t **v = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(store_notif_list(ct->s, ct->u1, &v, &n), 0);
+    CHECK_EQ_INT(n, 2);
+    if (n == 2) {
+        CHECK_EQ_STR(v[0]->id, id_old);
+        CHECK_EQ_STR(v[0]->kind, "message");
+        CHECK_EQ_INT(v[0]->ts, now - STORE_NOTIF_TTL_MS - 1000);
+        json_t *d = json_loads(v[0]->data, 0, NULL);
+        CHECK(json_integer_value(json_object_get(d, "lastSeq")) == 7);
+        json_decref(d);
+        d = json_loads(v[1]->data, 0, NULL);
+        CHECK_EQ_STR(json_string_value(json_object_get(d, "from")), "é😀");
+        json_decref(d);
+    }
+    for (size_t i = 0; i < n; i++)
+        store_notif_free(v[i]);
+    free(v);
+    uint64_t removed = 99;
+    CHECK_EQ_INT(store_notif_sweep(ct->s, now - STORE_NOTIF_TTL_MS, &removed), 0);
+    CHECK_EQ_INT(removed, 2);   /* u1's old one and u2's */
+    CHECK_EQ_INT(store_notif_list(ct->s, ct->u1, &v, &n), 0);
+    CHECK_EQ_INT(n, 1);
+    if (n == 1)
+        CHECK_EQ_STR(v[0]->id, id_new);
+    for (size_t i = 0; i < n; i++)
+        store_notif_free(v[i]);
+    free(v);
+    CHECK_EQ_INT(store_notif_delete(ct->s, id_new), 0);
+    CHECK_EQ_INT(store_notif_delete(ct->s, id_new), 0);
+    CHECK_EQ_INT(store_notif_list(ct->s, ct->u1, &v, &n), 0);
+    CHECK_EQ_INT(n, 0);
+    free(v);
+}
+
 int store_contract_run(const char *uri)
 {
     int failures_before = check__failures;
@@ -629,6 +679,7 @@ int store_contract_run(const char *uri)
     contract_for_user(&ct);
     contract_markers(&ct);
     contract_members(&ct);
+    contract_notifs(&ct);
     contract_reopen(&ct);
     store_close(ct.s);
     return check__failures - failures_before;
