@@ -70,6 +70,25 @@ typedef struct {
     mongoc_collection_t *notifs; /* notifications (indexes only, for now)   */
 } mongo_t;
 
+/* ThreadSanitizer builds: libmongoc brings in libstdc++, whose constructor
+ * calls __cxa_atexit through TSan's interceptor before Zig's statically
+ * linked TSan runtime has initialised (a SIGSEGV at startup, 2026-11-22).
+ * Initialising TSan from .preinit_array, which runs before any shared
+ * library's constructors, is what compiler-rt's own tsan_preinit does.
+ * This object is linked whenever libmongoc is, so the entry comes along. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MONGO__TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MONGO__TSAN 1
+#endif
+#ifdef MONGO__TSAN
+extern void __tsan_init(void);
+__attribute__((section(".preinit_array"), used)) static void (*const mongo__tsan_preinit)(void) = __tsan_init;
+#endif
+
 static mongo_t *mongo__from(store_t *s) { return (mongo_t *)s; }
 
 static pthread_once_t mongo__once = PTHREAD_ONCE_INIT;
