@@ -22,12 +22,16 @@ const core_srcs = [_][]const u8{
     "persistence/mongo.c",
 };
 
+// The client library (src/client/rc_client.h): kept out of ringcast-core because
+// the broker never links it; ringcast-cli and the load harness do.
+const client_srcs = [_][]const u8{"src/client/rc_client.c"};
+
 // tests/unit/<path>.c, each its own executable (exit 0 pass, 1 fail, 77 skip).
 const unit_tests = [_][]const u8{
     "wire/http_test",   "wire/ws_test",   "wire/eio_test",  "wire/jwt_test",
     "wire/json_test",   "wire/mp_test",   "wire/sio_test",  "actors/mbox_test", "actors/room_test",
     "persistence/lite_test", "persistence/mongo_test", "src/cfg_test", "src/log_test", "src/hmap_test",
-    "src/tmr_test",
+    "src/tmr_test",     "client/rc_client_test", // includes src/client/rc_client.c itself
 };
 
 const cflags = [_][]const u8{
@@ -89,6 +93,23 @@ pub fn build(b: *std.Build) void {
     exe_mod.linkLibrary(core);
     const exe = b.addExecutable(.{ .name = "ringcast", .root_module = exe_mod });
     b.installArtifact(exe);
+
+    const cli_mod = cModule(b, o, true);
+    cli_mod.addCSourceFiles(.{ .files = &client_srcs, .flags = &cflags });
+    cli_mod.addCSourceFile(.{ .file = b.path("src/client/cli.c"), .flags = &cflags });
+    cli_mod.linkLibrary(core);
+    b.installArtifact(b.addExecutable(.{ .name = "ringcast-cli", .root_module = cli_mod }));
+
+    // perf/: the load harness and the floor (benchmarks, not tests; see docs/perf.md)
+    const bench_mod = cModule(b, o, true);
+    bench_mod.addCSourceFiles(.{ .files = &client_srcs, .flags = &cflags });
+    bench_mod.addCSourceFiles(.{ .files = &.{ "perf/bench/bench.c", "perf/bench/hist.c" }, .flags = &cflags });
+    bench_mod.linkLibrary(core);
+    b.installArtifact(b.addExecutable(.{ .name = "ringcast-bench", .root_module = bench_mod }));
+    const floor_mod = cModule(b, o, true);
+    floor_mod.addCSourceFile(.{ .file = b.path("perf/floor/floor.c"), .flags = &cflags });
+    floor_mod.linkLibrary(core);
+    b.installArtifact(b.addExecutable(.{ .name = "ringcast-floor", .root_module = floor_mod }));
 
     const run_cmd = b.addRunArtifact(exe);
     run_cmd.step.dependOn(b.getInstallStep());
