@@ -6,6 +6,16 @@
 # The broker itself is built by zig: scripts/zig build -Doptimize=ReleaseFast --prefix perf/out
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup   # compilers, libraries, Zig, the peer's npm packages
+# What only the benchmarks need: plots (matplotlib) and profiles (linux-perf).
+need=()
+/usr/bin/python3 -c "import matplotlib" 2>/dev/null || need+=(python3-matplotlib)
+command -v perf >/dev/null || need+=(linux-perf)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "perf/build.sh: installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ -d perf/peers/socketio/node_modules ] || (cd perf/peers/socketio && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 opt=(-O2 -g)
 [[ "${1:-}" == "--debug" ]] && opt=(-O0 -g -fsanitize=address,undefined)
 mkdir -p perf/out/bin
