@@ -396,57 +396,24 @@ static int lite__page(lite_t *l, int idx, const char *room_id, int64_t bound, si
     sqlite3_bind_int64(st, 2, bound);
     sqlite3_bind_int64(st, 3, limit >= (size_t)INT64_MAX ? -1 : (int64_t)limit + 1);
 
-    store_msg_t **v = NULL;
-    size_t cnt = 0, cap = 0, bytes = 0;
+    store_page_t pg = { .limit = limit, .max_bytes = max_bytes };
     int rc, err = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == limit) {
-            *more = true;
-            break;
-        }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !store_page_full(&pg)) {
         store_msg_t *m = lite__msg_row(st);
-        if (!m) {
-            err = -ENOMEM;
+        int taken = m ? store_page_offer(&pg, m) : -ENOMEM;
+        if (taken <= 0) {
+            err = taken;
             break;
         }
-        size_t sz = store_msg_size_estimate(m);
-        if (cnt > 0 && (sz > max_bytes || bytes > max_bytes - sz)) {
-            store_msg_unref(m);
-            *more = true;
-            break;
-        }
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            store_msg_t **nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                store_msg_unref(m);
-                err = -ENOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        v[cnt++] = m;
-        bytes += sz;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         err = lite__err(l, rc, lite__sql[idx]);
     lite__done(st);
     if (err) {
-        for (size_t i = 0; i < cnt; i++)
-            store_msg_unref(v[i]);
-        free(v);
-        *more = false;
+        store_page_drop(&pg);
         return err;
     }
-    for (size_t i = 0; i < cnt / 2; i++) {
-        store_msg_t *t = v[i];
-        v[i] = v[cnt - 1 - i];
-        v[cnt - 1 - i] = t;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
+    return store_page_finish(&pg, out, n, more);
 }
 
 static int lite_messages_since(store_t *s, const char *room_id, int64_t since_seq, size_t limit,

@@ -677,40 +677,17 @@ static int mongo__page(mongo_t *m, const char *room_id, const char *op, int64_t 
     if (limit < (size_t)INT32_MAX)
         BSON_APPEND_INT64(opts, "limit", (int64_t)limit + 1);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(m->msgs, filter, opts, NULL);
-    store_msg_t **v = NULL;
-    size_t cnt = 0, cap = 0, bytes = 0;
+    store_page_t pg = { .limit = limit, .max_bytes = max_bytes };
     const bson_t *doc;
     bson_error_t e;
     int err = 0;
-    while (mongoc_cursor_next(cur, &doc)) {
-        if (cnt == limit) {
-            *more = true;
-            break;
-        }
+    while (mongoc_cursor_next(cur, &doc) && !store_page_full(&pg)) {
         store_msg_t *msg = mongo__msg_from(doc);
-        if (!msg) {
-            err = -ENOMEM;
+        int taken = msg ? store_page_offer(&pg, msg) : -ENOMEM;
+        if (taken <= 0) {
+            err = taken;
             break;
         }
-        size_t sz = store_msg_size_estimate(msg);
-        if (cnt > 0 && (sz > max_bytes || bytes > max_bytes - sz)) {
-            store_msg_unref(msg);
-            *more = true;
-            break;
-        }
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            store_msg_t **nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                store_msg_unref(msg);
-                err = -ENOMEM;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        v[cnt++] = msg;
-        bytes += sz;
     }
     if (!err && mongoc_cursor_error(cur, &e))
         err = mongo__err(&e, "messages page");
@@ -718,20 +695,10 @@ static int mongo__page(mongo_t *m, const char *room_id, const char *op, int64_t 
     bson_destroy(opts);
     bson_destroy(filter);
     if (err) {
-        for (size_t i = 0; i < cnt; i++)
-            store_msg_unref(v[i]);
-        free(v);
-        *more = false;
+        store_page_drop(&pg);
         return err;
     }
-    for (size_t i = 0; i < cnt / 2; i++) {
-        store_msg_t *t = v[i];
-        v[i] = v[cnt - 1 - i];
-        v[cnt - 1 - i] = t;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
+    return store_page_finish(&pg, out, n, more);
 }
 
 static int mongo_messages_since(store_t *s, const char *room_id, int64_t since_seq, size_t limit,

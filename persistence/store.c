@@ -21,6 +21,7 @@
 #include "src/err.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,4 +299,59 @@ void store_notif_free(store_notif_t *n)
     free(n->kind);
     free(n->data);
     free(n);
+}
+
+bool store_page_full(store_page_t *p)
+{
+    if (p->n < p->limit)
+        return false;
+    p->more = true;
+    return true;
+}
+
+int store_page_offer(store_page_t *p, store_msg_t *m)
+{
+    size_t sz = store_msg_size_estimate(m);
+    if (p->n > 0 && (sz > p->max_bytes || p->bytes > p->max_bytes - sz)) {
+        store_msg_unref(m);
+        p->more = true;
+        return 0;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        store_msg_t **v = realloc(p->v, cap * sizeof(*v));
+        if (!v) {
+            store_msg_unref(m);
+            return -ENOMEM;
+        }
+        p->v = v;
+        p->cap = cap;
+    }
+    p->v[p->n++] = m;
+    p->bytes += sz;
+    return 1;
+}
+
+int store_page_finish(store_page_t *p, store_msg_t ***out, size_t *n, bool *more)
+{
+    for (size_t i = 0; i < p->n / 2; i++) {   /* newest first -> ascending */
+        store_msg_t *t = p->v[i];
+        p->v[i] = p->v[p->n - 1 - i];
+        p->v[p->n - 1 - i] = t;
+    }
+    *out = p->v;
+    *n = p->n;
+    *more = p->more;
+    p->v = NULL;
+    p->n = p->cap = 0;
+    return 0;
+}
+
+void store_page_drop(store_page_t *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        store_msg_unref(p->v[i]);
+    free(p->v);
+    p->v = NULL;
+    p->n = p->cap = 0;
 }

@@ -206,6 +206,26 @@ static inline int store_notif_sweep(store_t *s, int64_t before_ts, uint64_t *rem
 static inline int store_ping(store_t *s) { return s->ops->ping(s); }
 static inline void store_close(store_t *s) { if (s) s->ops->close(s); }
 
+/* A page of messages for messages_since/before, filled newest first by a
+ * backend and handed out ascending: at most `limit` messages within
+ * `max_bytes` (estimated), always at least one. */
+typedef struct {
+    size_t limit, max_bytes;     /* set by the caller                         */
+    store_msg_t **v;
+    size_t n, cap, bytes;
+    bool more;                   /* older messages were left out              */
+} store_page_t;
+
+/* store_page_full: call it once the next row exists: true (and more set)
+ * when the page already holds `limit` messages. store_page_offer takes one message (a reference), newest first:
+ * returns 1 when taken, 0 when it no longer fits (released; more is set;
+ * stop reading), -ENOMEM (released). store_page_finish hands the page out
+ * ascending (*out, *n, *more) and returns 0; store_page_drop frees it. */
+bool store_page_full(store_page_t *p);
+int store_page_offer(store_page_t *p, store_msg_t *m);
+int store_page_finish(store_page_t *p, store_msg_t ***out, size_t *n, bool *more);
+void store_page_drop(store_page_t *p);
+
 /* store_msg_size_estimate: bytes a message takes encoded as JSON (used for
  * the 1 MiB caps). */
 size_t store_msg_size_estimate(const store_msg_t *m);
