@@ -82,6 +82,8 @@ typedef struct {
     hist_t lat, ack, confirm;
     uint64_t deliveries, sent, acked, ack_err, ack_lost, emit_fail, expected;
     uint64_t confirms, failed_msgs;
+    uint64_t raw_taken, raw_declined;   /* events handled by on_raw / declined to jansson */
+    uint64_t disc;                      /* clients dropped during the step */
     uint64_t t0_ns, t_end_ns, t_last_deliv_ns;
 } bstep_t;
 
@@ -96,7 +98,7 @@ static struct {
     int nrates;
     double duration_s, warmup_s, drain_s, stop_p99_ms, hold_s, setup_timeout_s;
     int server_pid;
-    bool closed_loop, storm;
+    bool closed_loop, storm, no_raw;
     /* state */
     int ep;
     bc_t *cl;
@@ -107,6 +109,7 @@ static struct {
     uint32_t ready_count, rooms_created, conn_inflight;
     uint64_t chat_new_total, disconnects, unexpected_disc, room_err;
     uint64_t dup_reorder, gaps, strays, integrity_logged;
+    struct { char reason[40]; uint64_t n; } disc_why[8];   /* unexpected drops by reason */
     bool measuring, sending, expect_disc, tearing_down;
     bstep_t st;
     hist_t conn_hist;
@@ -302,44 +305,77 @@ static void on_disconnect(rcc_t *c, void *ud, const char *reason, bool will_reco
     }
     if (!B.expect_disc) {
         B.unexpected_disc++;
+        B.st.disc++;
+        for (int i = 0; i < 8; i++)
+            if (!B.disc_why[i].n || strcmp(B.disc_why[i].reason, reason) == 0) {
+                snprintf(B.disc_why[i].reason, sizeof(B.disc_why[i].reason), "%s", reason);
+                B.disc_why[i].n++;
+                break;
+            }
         if (B.unexpected_disc <= BENCH_LOG_MAX)
             fprintf(stderr, "ringcast-bench: client %u (%s) disconnected: %s\n", b->idx, b->uid, reason);
     }
 }
 
-/* parse "slot:k:t_ns:" (body) or "t<slot>.<k>.<t_ns>" (tempId) */
-static bool parse_stamp(const char *s, uint32_t *slot, uint32_t *k, uint64_t *t)
+/* parse_stamp_n parses "slot:k:t_ns:" (body) or "t<slot>.<k>.<t_ns>" (tempId)
+ * from s[0..n), which need not be NUL-terminated. */
+static bool parse_stamp_n(const char *s, size_t n, uint32_t *slot, uint32_t *k, uint64_t *t)
 {
-    char *e;
-    if (*s == 't')
+    const char *e = s + n;
+    uint64_t v[3];
+    if (s < e && *s == 't')
         s++;
-    *slot = (uint32_t)strtoul(s, &e, 10);
-    if (*e != ':' && *e != '.')
+    for (int f = 0; f < 3; f++) {
+        const char *d = s;
+        uint64_t x = 0;
+        while (s < e && *s >= '0' && *s <= '9' && s - d < 20)
+            x = x * 10 + (uint64_t)(*s++ - '0');
+        if (s == d || (f < 2 && (s == e || (*s != ':' && *s != '.'))))
+            return false;
+        v[f] = x;
+        if (f < 2)
+            s++;
+    }
+    if (v[0] > UINT32_MAX || v[1] > UINT32_MAX)
         return false;
-    *k = (uint32_t)strtoul(e + 1, &e, 10);
-    if (*e != ':' && *e != '.')
-        return false;
-    *t = strtoull(e + 1, &e, 10);
+    *slot = (uint32_t)v[0], *k = (uint32_t)v[1], *t = v[2];
     return true;
 }
 
-static void on_message_new(bc_t *b, json_t *p, uint64_t t)
+/* The fields of message:new / message:confirmed the checks need, as byte
+ * spans into the payload (raw hook) or into jansson strings (decode path). */
+typedef struct {
+    const char *room, *body, *temp, *sender;
+    size_t room_n, body_n, temp_n, sender_n;
+    int64_t seq;
+    bool has_seq;
+} bmsg_t;
+
+/* deliver_new: every check of a message:new, whichever path found the fields. */
+static void deliver_new(bc_t *b, const bmsg_t *m, uint64_t t)
 {
-    const char *room = json_string_value(json_object_get(p, "roomId"));
-    const char *body = json_string_value(json_object_get(p, "body"));
-    json_t *jseq = json_object_get(p, "seq");
     uint32_t slot, k;
     uint64_t ts;
-    if (b->room < 0 || !room || !body || !json_is_integer(jseq) || strcmp(room, B.rooms[b->room].id) != 0 ||
-        !parse_stamp(body, &slot, &k, &ts) || slot >= B.rooms[b->room].nsend) {
+    broom_t *r = b->room >= 0 ? &B.rooms[b->room] : NULL;
+    if (!r || !m->room || !m->body || !m->has_seq || m->room_n != strlen(r->id) ||
+        memcmp(m->room, r->id, m->room_n) != 0 || !parse_stamp_n(m->body, m->body_n, &slot, &k, &ts) ||
+        slot >= r->nsend) {
         B.strays++;
-        integrity("client %s: unexpected message:new (room %s)", b->uid, room ? room : "?");
+        integrity("client %s: unexpected message:new (room %.*s)", b->uid, m->room ? (int)m->room_n : 1,
+                  m->room ? m->room : "?");
         return;
     }
-    int64_t seq = json_integer_value(jseq);
+    const char *want = B.cl[r->first + slot].uid;   /* the message names its real sender */
+    if (m->sender && (m->sender_n != strlen(want) || memcmp(m->sender, want, m->sender_n) != 0)) {
+        B.strays++;
+        integrity("client %s: message from slot %u says senderId %.*s, expected %s", b->uid, slot,
+                  (int)m->sender_n, m->sender, want);
+        return;
+    }
+    int64_t seq = m->seq;
     if (seq <= b->last_seq) {
         B.dup_reorder++;
-        integrity("client %s room %s: seq %" PRId64 " after %" PRId64 " (duplicate or reorder)", b->uid, room, seq,
+        integrity("client %s room %s: seq %" PRId64 " after %" PRId64 " (duplicate or reorder)", b->uid, r->id, seq,
                   b->last_seq);
     } else {
         b->last_seq = seq;
@@ -360,19 +396,267 @@ static void on_message_new(bc_t *b, json_t *p, uint64_t t)
         hist_add(&B.st.lat, t > ts ? t - ts : 0);
 }
 
+static void deliver_confirmed(bc_t *b, const bmsg_t *m, uint64_t t)
+{
+    uint32_t slot, k;
+    uint64_t ts;
+    B.st.confirms++;
+    if (m->temp && parse_stamp_n(m->temp, m->temp_n, &slot, &k, &ts) && (int32_t)slot == b->slot && B.measuring)
+        hist_add(&B.st.confirm, t > ts ? t - ts : 0);
+}
+
+/* ---- the raw path: fields straight from the payload bytes ---------------
+ * rc_client offers every event to on_raw before decoding it. For the two
+ * events that make up nearly all the traffic we only need four fields, so a
+ * single pass over the top-level object (JSON or msgpack, any key order)
+ * replaces the jansson tree. Anything unexpected (escapes in a field we
+ * read, odd types) returns false and the library decodes as before. */
+
+static size_t json_skip(const uint8_t *p, size_t n)   /* length of one value, 0: bad */
+{
+    size_t i = 0, depth = 0;
+    do {
+        if (i >= n)
+            return 0;
+        uint8_t ch = p[i];
+        if (ch == '"') {
+            for (i++; i < n && p[i] != '"'; i++)
+                if (p[i] == '\\')
+                    i++;
+            if (i >= n)
+                return 0;
+            i++;
+        } else if (ch == '{' || ch == '[') {
+            depth++, i++;
+        } else if (ch == '}' || ch == ']') {
+            if (!depth)
+                return 0;
+            depth--, i++;
+        } else if (!depth) {
+            while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']')
+                i++;
+            return i;
+        } else {
+            i++;
+        }
+    } while (depth);
+    return i;
+}
+
+/* bmsg_key stores a string or integer value under the key it belongs to. */
+static bool bmsg_key(bmsg_t *m, const uint8_t *k, size_t kl, const uint8_t *s, size_t sn, bool is_str,
+                     int64_t iv, bool is_int)
+{
+#define KEY(lit) (kl == sizeof(lit) - 1 && memcmp(k, lit, kl) == 0)
+    if (KEY("seq")) {
+        if (!is_int)
+            return false;
+        m->seq = iv, m->has_seq = true;
+    } else if (KEY("roomId") || KEY("body") || KEY("tempId") || KEY("senderId")) {
+        if (!is_str)
+            return false;
+        const char **dst = KEY("roomId") ? &m->room : KEY("body") ? &m->body : KEY("tempId") ? &m->temp : &m->sender;
+        size_t *dn = KEY("roomId") ? &m->room_n : KEY("body") ? &m->body_n : KEY("tempId") ? &m->temp_n : &m->sender_n;
+        *dst = (const char *)s, *dn = sn;
+    }
+    return true;
+#undef KEY
+}
+
+static bool scan_json(const uint8_t *p, size_t n, bmsg_t *m)
+{
+    size_t i = 1;
+    if (n < 2 || p[0] != '{')
+        return false;
+    while (i < n && p[i] != '}') {
+        if (p[i] == ',')
+            i++;
+        if (i >= n || p[i] != '"')
+            return false;
+        const uint8_t *k = p + i + 1, *ke = memchr(k, '"', n - i - 1);
+        if (!ke || ke + 1 >= p + n || ke[1] != ':')
+            return false;
+        i = (size_t)(ke - p) + 2;
+        if (i >= n)
+            return false;
+        if (p[i] == '"') {
+            const uint8_t *v = p + i + 1, *ve = memchr(v, '"', n - i - 1);
+            if (!ve)
+                return false;
+            if (memchr(v, '\\', (size_t)(ve - v))) {
+                /* an escape: fine in a field we do not read (bmsg_key refuses
+                 * it for ours, and the library decodes the event instead) */
+                size_t len = json_skip(p + i, n - i);
+                if (!len || !bmsg_key(m, k, (size_t)(ke - k), NULL, 0, false, 0, false))
+                    return false;
+                i += len;
+                continue;
+            }
+            if (!bmsg_key(m, k, (size_t)(ke - k), v, (size_t)(ve - v), true, 0, false))
+                return false;
+            i = (size_t)(ve - p) + 1;
+        } else if (p[i] == '-' || (p[i] >= '0' && p[i] <= '9')) {
+            size_t j = i + (p[i] == '-');
+            int64_t x = 0;
+            bool intg = true;
+            for (; j < n && p[j] >= '0' && p[j] <= '9'; j++)
+                x = x * 10 + (p[j] - '0');
+            while (j < n && p[j] != ',' && p[j] != '}')   /* fraction or exponent: not an integer */
+                j++, intg = false;
+            if (!bmsg_key(m, k, (size_t)(ke - k), NULL, 0, false, p[i] == '-' ? -x : x, intg))
+                return false;
+            i = j;
+        } else {
+            size_t len = json_skip(p + i, n - i);
+            if (!len || !bmsg_key(m, k, (size_t)(ke - k), NULL, 0, false, 0, false))
+                return false;
+            i += len;
+        }
+    }
+    return i + 1 == n;
+}
+
+/* msgpack: one header; kind 's' str, 'i' int, 'a' array, 'm' map, 'x' other
+ * with `cnt` body bytes (str: bytes, array: items, map: pairs). */
+static size_t mp_head(const uint8_t *p, size_t n, char *kind, uint64_t *cnt, int64_t *iv)
+{
+    if (!n)
+        return 0;
+    uint8_t b = p[0];
+    *kind = 'x', *cnt = 0, *iv = 0;
+    if (b <= 0x7f) { *kind = 'i', *iv = b; return 1; }
+    if (b >= 0xe0) { *kind = 'i', *iv = (int8_t)b; return 1; }
+    if ((b & 0xf0) == 0x80) { *kind = 'm', *cnt = b & 15; return 1; }
+    if ((b & 0xf0) == 0x90) { *kind = 'a', *cnt = b & 15; return 1; }
+    if ((b & 0xe0) == 0xa0) { *kind = 's', *cnt = b & 31; return 1; }
+    int lb = 0;
+    char kd = 'x';
+    bool sgn = false, body = true;
+    switch (b) {
+    case 0xc0: case 0xc2: case 0xc3: return 1;
+    case 0xc4: case 0xc5: case 0xc6: lb = 1 << (b - 0xc4); break;
+    case 0xc7: case 0xc8: case 0xc9: lb = 1 << (b - 0xc7); break;   /* + 1 type byte, below */
+    case 0xca: *cnt = 4; return 1;
+    case 0xcb: *cnt = 8; return 1;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf: lb = 1 << (b - 0xcc), kd = 'i', body = false; break;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: lb = 1 << (b - 0xd0), kd = 'i', sgn = true, body = false; break;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: *cnt = 1 + (1u << (b - 0xd4)); return 1;
+    case 0xd9: case 0xda: case 0xdb: lb = 1 << (b - 0xd9), kd = 's'; break;
+    case 0xdc: case 0xdd: lb = 2 << (b - 0xdc), kd = 'a'; break;
+    case 0xde: case 0xdf: lb = 2 << (b - 0xde), kd = 'm'; break;
+    default: return 0;
+    }
+    if (n < 1u + (size_t)lb)
+        return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < lb; i++)
+        v = v << 8 | p[1 + i];
+    *kind = kd;
+    if (kd == 'i') {
+        *iv = sgn ? (int64_t)(v << (64 - 8 * lb)) >> (64 - 8 * lb) : (int64_t)v;
+        if (!sgn && *iv < 0)
+            *kind = 'x';   /* beyond int64; its bytes are in the header */
+    } else if (body) {
+        *cnt = v + (b >= 0xc7 && b <= 0xc9);
+    } else {
+        *cnt = v;
+    }
+    return 1 + (size_t)lb;
+}
+
+static size_t mp_skip(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    uint64_t owed = 1, cnt;
+    char kind;
+    int64_t iv;
+    while (owed) {
+        size_t h = mp_head(p + i, n - i, &kind, &cnt, &iv);
+        if (!h)
+            return 0;
+        i += h, owed--;
+        if (kind == 'a' || kind == 'm') {
+            owed += kind == 'm' ? 2 * cnt : cnt;
+            if (owed > n - i)
+                return 0;
+        } else if (kind != 'i') {
+            if (cnt > n - i)
+                return 0;
+            i += (size_t)cnt;
+        }
+    }
+    return i;
+}
+
+static bool scan_mp(const uint8_t *p, size_t n, bmsg_t *m)
+{
+    char kind;
+    uint64_t cnt;
+    int64_t iv;
+    size_t i = mp_head(p, n, &kind, &cnt, &iv);
+    if (!i || kind != 'm')
+        return false;
+    for (uint64_t e = cnt; e--;) {
+        uint64_t kl;
+        size_t h = mp_head(p + i, n - i, &kind, &kl, &iv);
+        if (!h || kind != 's' || kl > n - i - h)
+            return false;
+        const uint8_t *k = p + i + h;
+        i += h + (size_t)kl;
+        size_t vl = mp_skip(p + i, n - i);
+        h = vl ? mp_head(p + i, n - i, &kind, &cnt, &iv) : 0;
+        if (!h || !bmsg_key(m, k, (size_t)kl, p + i + h, kind == 's' ? (size_t)cnt : 0, kind == 's', iv, kind == 'i'))
+            return false;
+        i += vl;
+    }
+    return i == n;
+}
+
+static bool on_raw(rcc_t *c, void *ud, const char *ev, size_t el, const uint8_t *p, size_t n, int enc)
+{
+    bool is_new = el == 11 && memcmp(ev, "message:new", 11) == 0;
+    if (!p || !(is_new || (el == 17 && memcmp(ev, "message:confirmed", 17) == 0)))
+        return false;
+    bmsg_t m = { 0 };
+    if (!(enc == RCC_JSON ? scan_json(p, n, &m) : scan_mp(p, n, &m))) {
+        B.st.raw_declined++;
+        return false;   /* the library decodes it; on_event runs the same checks */
+    }
+    B.st.raw_taken++;
+    uint64_t t = now_ns();
+    if (is_new)
+        deliver_new(ud, &m, t);
+    else
+        deliver_confirmed(ud, &m, t);
+    return true;
+}
+
+/* ---- the decode path: jansson, for everything else --------------------- */
+
+static void bmsg_from_json(bmsg_t *m, json_t *p)
+{
+    json_t *v;
+    *m = (bmsg_t){ 0 };
+#define STR(key, f)                                                        \
+    if ((v = json_object_get(p, key)) && json_is_string(v))                \
+        m->f = json_string_value(v), m->f##_n = json_string_length(v);
+    STR("roomId", room) STR("body", body) STR("tempId", temp) STR("senderId", sender)
+#undef STR
+    if ((v = json_object_get(p, "seq")) && json_is_integer(v))
+        m->seq = json_integer_value(v), m->has_seq = true;
+}
+
 static void on_event(rcc_t *c, void *ud, const char *name, json_t *p)
 {
     bc_t *b = ud;
     uint64_t t = now_ns();
+    bmsg_t m;
     if (strcmp(name, "message:new") == 0) {
-        on_message_new(b, p, t);
+        bmsg_from_json(&m, p);
+        deliver_new(b, &m, t);
     } else if (strcmp(name, "message:confirmed") == 0) {
-        const char *tid = json_string_value(json_object_get(p, "tempId"));
-        uint32_t slot, k;
-        uint64_t ts;
-        B.st.confirms++;
-        if (tid && parse_stamp(tid, &slot, &k, &ts) && (int32_t)slot == b->slot && B.measuring)
-            hist_add(&B.st.confirm, t > ts ? t - ts : 0);
+        bmsg_from_json(&m, p);
+        deliver_confirmed(b, &m, t);
     } else if (strcmp(name, "chat:new") == 0) {
         b->chats_seen++;
         B.chat_new_total++;
@@ -424,7 +708,7 @@ static void on_send_ack(rcc_t *c, void *ud, json_t *ack)
     }
     B.st.acked++;
     B.st.expected += B.rooms[b->room].n - 1;
-    if (tid && parse_stamp(tid, &slot, &k, &ts) && B.measuring)
+    if (tid && parse_stamp_n(tid, strlen(tid), &slot, &k, &ts) && B.measuring)
         hist_add(&B.st.ack, t > ts ? t - ts : 0);
     if (B.closed_loop && B.sending && t < B.st.t_end_ns)
         bench_send(b, t);
@@ -643,6 +927,12 @@ static json_t *step_json(double rate, double wall_s, double bcpu, double hcpu)
                           (json_int_t)s->deliveries, "confirms", (json_int_t)s->confirms, "failed_msgs",
                           (json_int_t)s->failed_msgs, "deliveries_s", dps, "wall_s", wall_s,
                           "server_cpu_pct", bcpu, "harness_cpu_pct", hcpu);
+    json_object_set_new(o, "raw_events", json_integer((json_int_t)s->raw_taken));
+    json_object_set_new(o, "raw_declined", json_integer((json_int_t)s->raw_declined));
+    json_object_set_new(o, "disconnects", json_integer((json_int_t)s->disc));
+    json_object_set_new(o, "unacked_after_drain", json_integer((json_int_t)(s->sent - s->acked - s->ack_err - s->ack_lost)));
+    json_object_set_new(o, "harness_us_per_event",
+                        json_real(s->deliveries + s->confirms ? hcpu / 100 * wall_s * 1e6 / (double)(s->deliveries + s->confirms) : 0));
     json_object_set_new(o, "latency", hist_json(&s->lat, true));
     json_object_set_new(o, "ack", hist_json(&s->ack, false));
     json_object_set_new(o, "confirm", hist_json(&s->confirm, false));
@@ -663,8 +953,11 @@ static void print_step(json_t *o)
 
 static bool integrity_ok(const bstep_t *s)
 {
-    return s->deliveries == s->expected && s->ack_err == 0 && s->ack_lost == 0 && s->emit_fail == 0 &&
-           s->failed_msgs == 0;
+    /* Every send acked within the drain, too: otherwise deliveries of the
+     * unacked ones are counted but not expected, and a step that only
+     * happened to balance (overload) would pass unverified. */
+    return s->deliveries == s->expected && s->acked + s->ack_err + s->ack_lost == s->sent && s->ack_err == 0 &&
+           s->ack_lost == 0 && s->emit_fail == 0 && s->failed_msgs == 0;
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -677,7 +970,9 @@ static void usage(void)
             "  [--clients N] [--room-size M] [--senders-per-room K] [--rate R | --rates R1,R2,..]\n"
             "  [--closed-loop] [--window W] [--duration S] [--warmup S] [--drain-timeout S]\n"
             "  [--stop-p99-ms X] [--body-bytes B] [--src-addrs N] [--connect-concurrency N]\n"
-            "  [--hold S] [--setup-timeout S] [--out FILE.json] [--tag KEY=VALUE]...\n");
+            "  [--hold S] [--setup-timeout S] [--out FILE.json] [--tag KEY=VALUE]... [--no-raw]\n"
+            "  --no-raw: decode every event with jansson (the client library's default path)\n"
+            "  instead of scanning message:new/confirmed in place (to measure the harness)\n");
     exit(2);
 }
 
@@ -739,6 +1034,7 @@ static void parse_args(int argc, char **argv)
         else if (ARG("--rate")) B.rates[0] = atof(v), B.nrates = 1;
         else if (ARG("--rates")) parse_rates(v);
         else if (strcmp(a, "--closed-loop") == 0) B.closed_loop = true;
+        else if (strcmp(a, "--no-raw") == 0) B.no_raw = true;
         else if (ARG("--window")) B.window = (uint32_t)atoi(v);
         else if (ARG("--duration")) B.duration_s = atof(v);
         else if (ARG("--warmup")) B.warmup_s = atof(v);
@@ -794,7 +1090,8 @@ static void make_clients(void)
         rcc_opts_t o = { .host = B.host, .port = B.port, .token = tok, .encoding = B.enc, .bind_addr = src,
                          .reconnect = false, .handshake_timeout_ms = (uint32_t)(B.setup_timeout_s * 1000),
                          .ack_timeout_ms = 0, .out_max_bytes = 64u << 20, .seed = 0x9e3779b97f4a7c15ull + i,
-                         .cbs = { on_ready, on_event, on_disconnect }, .ud = b };
+                         .cbs = { .on_ready = on_ready, .on_event = on_event, .on_disconnect = on_disconnect,
+                                  .on_raw = B.no_raw ? NULL : on_raw }, .ud = b };
         if (!(b->c = rcc_new(&o)))
             die(3, "rcc_new failed");
     }
@@ -944,6 +1241,23 @@ int main(int argc, char **argv)
                         " message:failed\n",
                         B.rates[i], B.st.deliveries, B.st.expected, B.st.ack_err, B.st.ack_lost, B.st.emit_fail,
                         B.st.failed_msgs);
+                if (B.st.acked + B.st.ack_err + B.st.ack_lost < B.st.sent)
+                    fprintf(stderr,
+                            "ringcast-bench: the drain ended with %" PRIu64 " of %" PRIu64 " sends still unacked "
+                            "(%" PRIu64 " deliveries counted against %" PRIu64 " expected from acked sends): the "
+                            "server was still working through a backlog, i.e. overload, not loss\n",
+                            B.st.sent - B.st.acked - B.st.ack_err - B.st.ack_lost, B.st.sent, B.st.deliveries,
+                            B.st.expected);
+                if (B.st.disc)
+                    fprintf(stderr,
+                            "ringcast-bench: %" PRIu64 " clients were disconnected during this step (reasons below); "
+                            "what was sent to them after the drop was never going to arrive: the missing deliveries "
+                            "are disconnects (a slow-consumer close shows as \"transport close\"; check the server "
+                            "log), not silent loss\n",
+                            B.st.disc);
+                else if (B.st.deliveries < B.st.expected)
+                    fprintf(stderr, "ringcast-bench: no client was disconnected: the missing deliveries were lost or "
+                                    "are still queued after the drain\n");
                 break;
             }
             if (B.stop_p99_ms > 0 && hist_pct(&B.st.lat, 99) > B.stop_p99_ms * 1e6) {
@@ -959,6 +1273,13 @@ int main(int argc, char **argv)
                             (json_int_t)B.unexpected_disc, "integrity_events", (json_int_t)B.integrity_logged);
     if (B.dup_reorder || B.gaps || B.strays || B.unexpected_disc)
         status = 1;
+    json_t *why = json_object();
+    for (int i = 0; i < 8 && B.disc_why[i].n; i++) {
+        json_object_set_new(why, B.disc_why[i].reason, json_integer((json_int_t)B.disc_why[i].n));
+        fprintf(stderr, "ringcast-bench: %" PRIu64 " unexpected disconnects: %s\n", B.disc_why[i].n,
+                B.disc_why[i].reason);
+    }
+    json_object_set_new(chk, "disconnects_by_reason", why);
     json_object_set_new(chk, "ok", json_boolean(status == 0));
     json_object_set_new(res, "checks", chk);
     if (status)

@@ -64,5 +64,10 @@ timeout 900 "$bin/ringcast-bench" --system "$sys" --scenario "$scen" --"$enc" --
     --server-pid "$pid" --out "$out" --tag "commit=$commit" --tag "build=$mode" --tag "cpu=$cpu" \
     --tag "server_args=rate limit lifted; defaults otherwise" "$@" || status=$?
 if ! kill -0 "$pid" 2>/dev/null; then echo "run.sh: $sys died during the run" >&2; tail -5 "$tmp/server.log" >&2; status=3; fi
+# Keep what explains missing deliveries: the broker's slow-consumer closes
+# (outbound queue over 4 MiB, or not drained for 30 s) and its warnings.
+slow="$(grep -c 'slow consumer' "$tmp/server.log" 2>/dev/null || true)"
+grep -E 'slow consumer|WRN|ERR|rror' "$tmp/server.log" 2>/dev/null | head -200 >"$here/results/$scen-$sys-$enc.server.log" || true
+echo "run.sh: $sys server log: ${slow:-0} slow-consumer disconnects (-> perf/results/$scen-$sys-$enc.server.log)" >&2
 echo "run.sh: $sys $scen $enc -> ${out#$repo/} (exit $status)" >&2
 exit $status

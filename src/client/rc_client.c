@@ -682,6 +682,293 @@ static void rcc__open(rcc_t *c, const uint8_t *p, size_t n)
     c->state = RCC_ST_AUTHING;
 }
 
+/* ---- the raw-event hook (cbs.on_raw) ------------------------------------
+ * A tiny scan finds the event name and the extent of its payload without
+ * decoding anything; whatever it does not understand falls back to the full
+ * decode, so the hook never changes what the library accepts or refuses. */
+
+/* rcc__json_skip returns the length of the JSON value starting at p[0]
+ * (a non-space byte), or 0 when it does not end inside p[0..n). Only
+ * strings and nesting are followed; the contents are not validated. */
+static size_t rcc__json_skip(const uint8_t *p, size_t n)
+{
+    size_t i = 0, depth = 0;
+    do {
+        if (i >= n)
+            return 0;
+        uint8_t ch = p[i];
+        if (ch == '"') {
+            for (i++;; i++) {
+                if (i >= n)
+                    return 0;
+                if (p[i] == '\\')
+                    i++;
+                else if (p[i] == '"')
+                    break;
+            }
+            i++;
+        } else if (ch == '{' || ch == '[') {
+            depth++, i++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                return 0;
+            depth--, i++;
+        } else if (depth == 0) {   /* a top-level number or literal */
+            while (i < n && p[i] != ',' && p[i] != ']' && p[i] != '}' && p[i] != ' ' && p[i] != '\t' &&
+                   p[i] != '\r' && p[i] != '\n')
+                i++;
+            return i;
+        } else {
+            i++;
+        }
+    } while (depth > 0);
+    return i;
+}
+
+static size_t rcc__json_ws(const uint8_t *p, size_t i, size_t n)
+{
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+        i++;
+    return i;
+}
+
+typedef struct {
+    const char *ev;
+    size_t ev_len;
+    const uint8_t *pl;      /* NULL: no payload */
+    size_t pl_len;
+    int64_t id;             /* ack id, -1 none */
+} rcc__raw_t;
+
+/* rcc__raw_json scans a Socket.IO JSON packet `2[<id>]["name"(,<payload>)?]`
+ * (the engine's "4" already removed). Returns false for anything else. */
+static bool rcc__raw_json(const uint8_t *p, size_t n, rcc__raw_t *r)
+{
+    size_t i = 1;
+    if (n < 4 || p[0] != '0' + SIO_EVENT)
+        return false;
+    r->id = -1;
+    if (p[i] >= '0' && p[i] <= '9') {
+        int64_t id = 0;
+        for (int d = 0; i < n && p[i] >= '0' && p[i] <= '9'; i++, d++) {
+            if (d >= 15)
+                return false;
+            id = id * 10 + (p[i] - '0');
+        }
+        r->id = id;
+    }
+    if (i + 2 >= n || p[i] != '[' || p[i + 1] != '"')
+        return false;   /* a namespace, whitespace or a non-string name: full decode */
+    i += 2;
+    const uint8_t *q = memchr(p + i, '"', n - i);
+    if (!q || memchr(p + i, '\\', (size_t)(q - (p + i))))
+        return false;
+    r->ev = (const char *)p + i;
+    r->ev_len = (size_t)(q - (p + i));
+    i = rcc__json_ws(p, (size_t)(q - p) + 1, n);
+    r->pl = NULL, r->pl_len = 0;
+    if (i < n && p[i] == ',') {
+        i = rcc__json_ws(p, i + 1, n);
+        size_t k = i < n ? rcc__json_skip(p + i, n - i) : 0;
+        if (!k)
+            return false;
+        r->pl = p + i, r->pl_len = k;
+        i = rcc__json_ws(p, i + k, n);
+    }
+    return i + 1 == n && p[i] == ']';
+}
+
+/* msgpack headers: the byte count of the header at p and what follows it. */
+typedef struct {
+    uint8_t kind;           /* 's' str, 'a' array, 'm' map, 'i' int, 'x' other */
+    uint64_t count;         /* str: bytes; array: items; map: pairs; other: body bytes */
+    int64_t ival;
+} rcc__mph_t;
+
+static uint64_t rcc__be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* rcc__mp_head reads one header at p[0..n). Returns its length, or 0. */
+static size_t rcc__mp_head(const uint8_t *p, size_t n, rcc__mph_t *h)
+{
+    if (n < 1)
+        return 0;
+    uint8_t b = p[0];
+    h->count = 0, h->ival = 0, h->kind = 'x';
+    if (b <= 0x7f) { h->kind = 'i', h->ival = b; return 1; }
+    if (b >= 0xe0) { h->kind = 'i', h->ival = (int8_t)b; return 1; }
+    if ((b & 0xf0) == 0x80) { h->kind = 'm', h->count = b & 0x0f; return 1; }
+    if ((b & 0xf0) == 0x90) { h->kind = 'a', h->count = b & 0x0f; return 1; }
+    if ((b & 0xe0) == 0xa0) { h->kind = 's', h->count = b & 0x1f; return 1; }
+    int lb;
+    switch (b) {
+    case 0xc0: case 0xc2: case 0xc3: return 1;                  /* nil, false, true */
+    case 0xc4: case 0xc5: case 0xc6:                             /* bin 8/16/32 */
+        lb = 1 << (b - 0xc4);
+        if (n < 1u + lb) return 0;
+        h->count = rcc__be(p + 1, lb);
+        return 1 + (size_t)lb;
+    case 0xc7: case 0xc8: case 0xc9:                             /* ext 8/16/32: + type byte */
+        lb = 1 << (b - 0xc7);
+        if (n < 2u + lb) return 0;
+        h->count = rcc__be(p + 1, lb) + 1;
+        return 1 + (size_t)lb;
+    case 0xca: h->count = 4; return 1;                           /* float 32/64 */
+    case 0xcb: h->count = 8; return 1;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:                  /* uint 8..64 */
+        lb = 1 << (b - 0xcc);
+        if (n < 1u + lb) return 0;
+        h->kind = 'i';
+        h->ival = (int64_t)rcc__be(p + 1, lb);
+        if (h->ival < 0) h->kind = 'x';                          /* beyond int64 */
+        return 1 + (size_t)lb;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3:                  /* int 8..64 */
+        lb = 1 << (b - 0xd0);
+        if (n < 1u + lb) return 0;
+        h->kind = 'i';
+        h->ival = (int64_t)(rcc__be(p + 1, lb) << (64 - 8 * lb)) >> (64 - 8 * lb);
+        return 1 + (size_t)lb;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:       /* fixext 1..16: type + data */
+        h->count = 1 + (1u << (b - 0xd4));
+        return 1;
+    case 0xd9: case 0xda: case 0xdb:                             /* str 8/16/32 */
+        lb = 1 << (b - 0xd9);
+        if (n < 1u + lb) return 0;
+        h->kind = 's', h->count = rcc__be(p + 1, lb);
+        return 1 + (size_t)lb;
+    case 0xdc: case 0xdd:                                        /* array 16/32 */
+        lb = 2 << (b - 0xdc);
+        if (n < 1u + lb) return 0;
+        h->kind = 'a', h->count = rcc__be(p + 1, lb);
+        return 1 + (size_t)lb;
+    case 0xde: case 0xdf:                                        /* map 16/32 */
+        lb = 2 << (b - 0xde);
+        if (n < 1u + lb) return 0;
+        h->kind = 'm', h->count = rcc__be(p + 1, lb);
+        return 1 + (size_t)lb;
+    default: return 0;                                           /* 0xc1: never used */
+    }
+}
+
+/* rcc__mp_skip returns the length of the msgpack value at p, or 0. No
+ * recursion: it counts the values still owed. */
+static size_t rcc__mp_skip(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    uint64_t owed = 1;
+    while (owed) {
+        rcc__mph_t h;
+        size_t k = rcc__mp_head(p + i, n - i, &h);
+        if (!k)
+            return 0;
+        i += k;
+        owed--;
+        if (h.kind == 'a' || h.kind == 'm') {
+            owed += h.kind == 'm' ? 2 * h.count : h.count;
+            if (owed > n - i)   /* every value takes at least a byte */
+                return 0;
+        } else if (h.kind != 'i') {
+            if (h.count > n - i)
+                return 0;
+            i += (size_t)h.count;
+        }
+    }
+    return i;
+}
+
+static bool rcc__mp_key_is(const uint8_t *k, size_t kl, const char *s)
+{
+    return kl == strlen(s) && memcmp(k, s, kl) == 0;
+}
+
+/* rcc__raw_mp scans the socket.io-msgpack-parser map {type:2, nsp:"/",
+ * data:[name, payload?], id?} in any key order. */
+static bool rcc__raw_mp(const uint8_t *p, size_t n, rcc__raw_t *r)
+{
+    rcc__mph_t h;
+    size_t i = rcc__mp_head(p, n, &h);
+    if (!i || h.kind != 'm' || h.count > 8)
+        return false;
+    bool type_ok = false, nsp_ok = false, data_ok = false;
+    r->id = -1, r->pl = NULL, r->pl_len = 0;
+    for (uint64_t e = 0; e < h.count; e++) {
+        rcc__mph_t kh, vh;
+        size_t k = rcc__mp_head(p + i, n - i, &kh);
+        if (!k || kh.kind != 's' || kh.count > n - i - k)
+            return false;
+        const uint8_t *key = p + i + k;
+        size_t kl = (size_t)kh.count;
+        i += k + kl;
+        size_t vs = rcc__mp_skip(p + i, n - i);
+        if (!vs || !rcc__mp_head(p + i, n - i, &vh))
+            return false;
+        if (rcc__mp_key_is(key, kl, "type")) {
+            if (vh.kind != 'i' || vh.ival != SIO_EVENT)
+                return false;
+            type_ok = true;
+        } else if (rcc__mp_key_is(key, kl, "nsp")) {
+            if (vh.kind != 's' || vs != 2 || p[i + 1] != '/')
+                return false;
+            nsp_ok = true;
+        } else if (rcc__mp_key_is(key, kl, "id")) {
+            if (vh.kind == 'i' && vh.ival >= 0)
+                r->id = vh.ival;
+            else if (!(vs == 3 && p[i] == 0xd4 && p[i + 1] == 0))   /* fixext undefined: absent */
+                return false;
+        } else if (rcc__mp_key_is(key, kl, "data")) {
+            if (vh.kind != 'a' || vh.count < 1 || vh.count > 2)
+                return false;
+            size_t j = i + rcc__mp_head(p + i, n - i, &vh);
+            rcc__mph_t sh;
+            size_t sk = rcc__mp_head(p + j, n - j, &sh);
+            if (!sk || sh.kind != 's')
+                return false;
+            r->ev = (const char *)p + j + sk;
+            r->ev_len = (size_t)sh.count;
+            j += sk + (size_t)sh.count;
+            if (vh.count == 2) {
+                r->pl = p + j;
+                r->pl_len = i + vs - j;
+            }
+            data_ok = true;
+        } else {
+            return false;   /* an unknown key: let the full decode judge */
+        }
+        i += vs;
+    }
+    return i == n && type_ok && nsp_ok && data_ok;
+}
+
+/* rcc__raw offers one EVENT to cbs.on_raw. Returns true when the hook took
+ * it (the ack the server asked for is answered here); false means "decode
+ * it as usual". p[0..n) is the Socket.IO packet (JSON: without the engine
+ * "4"; msgpack: the whole binary message). */
+static bool rcc__raw(rcc_t *c, const uint8_t *p, size_t n)
+{
+    rcc__raw_t r = { 0 };
+    bool json = c->enc == RCC_JSON;
+    if (c->state < RCC_ST_CONNECTED || !(json ? rcc__raw_json(p, n, &r) : rcc__raw_mp(p, n, &r)))
+        return false;
+    if ((r.ev_len == 5 && memcmp(r.ev, "ready", 5) == 0) ||
+        (c->rooms_len && r.ev_len >= 8 && memcmp(r.ev, "message:", 8) == 0))
+        return false;
+    bool done;
+    uint32_t epoch = c->epoch;
+    RCC__CB(c, done = c->cbs.on_raw(c, c->ud, r.ev, r.ev_len, r.pl, r.pl_len, (int)c->enc));
+    if (done && r.id >= 0 && epoch == c->epoch) {   /* as rcc__event: answer [] */
+        sio_packet_t ack = { .type = SIO_ACK, .nsp = "/", .id = r.id, .data = json_array() };
+        if (ack.data)
+            rcc__packet_put(c, &ack);
+        json_decref(ack.data);
+    }
+    return done;
+}
+
 /* rcc__message handles one complete WebSocket data message. */
 static void rcc__message(rcc_t *c, int op, const uint8_t *p, size_t n)
 {
@@ -690,6 +977,8 @@ static void rcc__message(rcc_t *c, int op, const uint8_t *p, size_t n)
     if (op == WS_OP_BINARY) {
         if (c->enc != RCC_MSGPACK || c->state < RCC_ST_AUTHING)
             goto bad;
+        if (c->cbs.on_raw && rcc__raw(c, p, n))
+            return;
         rc = sio_decode_msgpack(p, n, &pkt);
     } else {
         int b64;
@@ -709,6 +998,8 @@ static void rcc__message(rcc_t *c, int op, const uint8_t *p, size_t n)
         }
         if (b64 || c->enc != RCC_JSON || c->state < RCC_ST_AUTHING)
             goto bad;   /* the server answers in our encoding (protocol.md §2) */
+        if (c->cbs.on_raw && rcc__raw(c, p + 1, n - 1))
+            return;
         rc = sio_decode_json(p + 1, n - 1, &pkt);
     }
     if (rc == -ENOMEM) {

@@ -84,6 +84,24 @@ typedef struct {
      * "parse error", "handshake timeout", "handshake failed", "out of memory".
      * will_reconnect tells whether a reconnect is scheduled. */
     void (*on_disconnect)(rcc_t *c, void *ud, const char *reason, bool will_reconnect);
+    /* Optional (NULL costs nothing): offered every server EVENT before any
+     * jansson decode, for clients that cannot afford a decode per message
+     * (the load harness). event[0..event_len) is the name (not
+     * NUL-terminated; names with JSON escapes are not offered); payload
+     * [0..len) is the encoded first argument exactly as it came off the
+     * wire (JSON text when enc is RCC_JSON, one msgpack value when
+     * RCC_MSGPACK), or NULL/0 when the event has none. The library has
+     * checked the packet's framing (type, namespace "/", ack id, the name,
+     * the extent of the payload) but not the payload's contents. Return
+     * true when handled: the library then skips the decode and on_event (it
+     * still answers an ack the server asked for). Return false to have the
+     * event decoded and delivered to on_event as usual. Not offered: `ready`
+     * (the library needs it), events with more than one argument, and
+     * message:* events while rcc_join() rooms are remembered (the library
+     * takes their seqs for re-joins). The bytes are valid during the call
+     * only. The same rules as for on_event apply to what it may call. */
+    bool (*on_raw)(rcc_t *c, void *ud, const char *event, size_t event_len, const uint8_t *payload, size_t len,
+                   int enc);
 } rcc_cbs_t;
 
 typedef struct {

@@ -21,6 +21,9 @@
  * both ways with its input split at every byte: the upgrade, OPEN and
  * CONNECT, pings of both kinds, a fragmented message, ack ids from 1, seqs
  * taken from acks, join replays and events, and a drop failing pending acks.
+ * The raw-event hook (cbs.on_raw): its scanners on exact bytes, and end to
+ * end in both encodings (taken, declined, acked, never offered); half of the
+ * broker clients also run a hook that inspects every event and declines.
  * Includes the .c to check internals (ack ids start at 1, memory per client).
  * No timing assertions: every wait is "until done or a generous limit".
  */
@@ -35,6 +38,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../../../wire/mp.h"
 #include "../../support/check.h"
 
 #define T_SEQ_MAX 1024
@@ -206,6 +210,24 @@ static void t_on_event(rcc_t *c, void *ud, const char *name, json_t *payload)
     }
 }
 
+/* t_on_raw (half of the broker clients): every event the real broker sends
+ * must scan, its payload must decode on its own, and returning false must
+ * leave the rest of the test (which then sees the decoded event) unchanged. */
+static int t_raw_offers, t_raw_bad, t_raw_message;
+static bool t_on_raw(rcc_t *c, void *ud, const char *ev, size_t ev_len, const uint8_t *pl, size_t len, int enc)
+{
+    t_raw_offers++;
+    json_t *v = NULL;
+    if (pl && (enc == RCC_JSON ? json_parse(pl, len, &v) : mp_parse(pl, len, &v)) != 0)
+        t_raw_bad++;
+    json_decref(v);
+    if (ev_len >= 8 && memcmp(ev, "message:", 8) == 0)
+        t_raw_message++;   /* never offered: these clients rcc_join() their room */
+    if (ev_len == 5 && memcmp(ev, "ready", 5) == 0)
+        t_raw_bad++;
+    return false;
+}
+
 static void t_on_disconnect(rcc_t *c, void *ud, const char *reason, bool will_reconnect)
 {
     tc_t *t = ud;
@@ -328,7 +350,7 @@ static void t_fake_server(void)
     CHECK(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
     rcc_opts_t o = {
         .host = "127.0.0.1", .port = ntohs(a.sin_port), .token = "tok", .encoding = RCC_JSON, .seed = 7,
-        .cbs = { f_on_ready, f_on_event, f_on_disconnect },
+        .cbs = { .on_ready = f_on_ready, .on_event = f_on_event, .on_disconnect = f_on_disconnect },
     };
     rcc_t *c = rcc_new(&o);
     CHECK(c && rcc_connect(c, t_now()) == 0);
@@ -429,6 +451,213 @@ static void t_fake_server(void)
     CHECK_EQ_INT(f_ack_seq, -2);
     CHECK_EQ_INT(rcc_state(c), RCC_ST_CLOSED);
     CHECK_EQ_INT(rcc_on_readable(c, t_now()), -ENOTCONN);
+    rcc_free(c);
+    close(srv);
+    close(lfd);
+}
+
+/* ---- the raw-event hook (cbs.on_raw) -------------------------------------- */
+
+/* t_raw_scan: the scanners on exact bytes, without a socket. */
+static void t_raw_scan(void)
+{
+    rcc__raw_t r;
+#define RJ(s) rcc__raw_json((const uint8_t *)(s), strlen(s), &r)
+    CHECK(RJ("2[\"message:new\",{\"roomId\":\"r\",\"body\":\"a]\\\"}b\",\"x\":[1,{\"y\":2}]}]"));
+    CHECK(r.ev_len == 11 && memcmp(r.ev, "message:new", 11) == 0 && r.id == -1);
+    CHECK(r.pl && r.pl_len == strlen("{\"roomId\":\"r\",\"body\":\"a]\\\"}b\",\"x\":[1,{\"y\":2}]}"));
+    CHECK(r.pl[0] == '{' && r.pl[r.pl_len - 1] == '}');
+    CHECK(RJ("217[\"e\"]") && r.id == 17 && r.pl == NULL && r.ev_len == 1);
+    CHECK(RJ("2[\"e\",42]") && r.pl_len == 2 && memcmp(r.pl, "42", 2) == 0);
+    CHECK(RJ("2[\"e\",\"s\"]") && r.pl_len == 3);
+    CHECK(!RJ("2[\"e\",1,2]"));          /* two arguments: full decode */
+    CHECK(!RJ("2/chat,[\"e\",{}]"));     /* a namespace */
+    CHECK(!RJ("2[\"e\\\"x\",{}]"));      /* an escaped name */
+    CHECK(!RJ("2[\"e\",{]"));            /* broken nesting */
+    CHECK(!RJ("2[\"e\",{}]x"));          /* trailing bytes */
+    CHECK(!RJ("2[\"e\",{\"a\":\"b}]"));  /* unterminated string */
+    CHECK(!RJ("3[\"e\",{}]"));           /* not an EVENT */
+    CHECK(!RJ("2[1,{}]"));
+#undef RJ
+    /* msgpack: encode with the library's own encoder, then scan; then the
+     * peer's key order and a fixext `undefined` id by hand. */
+    json_t *pl = json_pack("{ss sI s[i{sn}] sf sb}", "roomId", "r", "seq", (json_int_t)300000, "a", 1, "x",
+                           "d", 1.5, "t", 1);
+    sio_packet_t pkt = { .type = SIO_EVENT, .nsp = "/", .id = 9, .data = json_pack("[sO]", "message:new", pl) };
+    buf_t b = { 0 }, pe = { 0 };
+    CHECK(sio_encode(SIO_ENC_MSGPACK, &pkt, &b) == 0 && mp_emit(pl, &pe) == 0);
+    CHECK(rcc__raw_mp(b.p, b.len, &r));
+    CHECK(r.ev_len == 11 && memcmp(r.ev, "message:new", 11) == 0 && r.id == 9);
+    CHECK(r.pl_len == pe.len && memcmp(r.pl, pe.p, pe.len) == 0);
+    CHECK(!rcc__raw_mp(b.p, b.len - 1, &r));   /* truncated */
+    json_decref(pkt.data);
+    json_decref(pl);
+    buf_deinit(&b);
+    buf_deinit(&pe);
+    static const uint8_t peer[] = { 0x84, 0xa4, 'd', 'a', 't', 'a', 0x92, 0xa1, 'e', 0x81, 0xa1, 'k', 0xc3,
+                                    0xa2, 'i', 'd', 0xd4, 0x00, 0x00, 0xa3, 'n', 's', 'p', 0xa1, '/',
+                                    0xa4, 't', 'y', 'p', 'e', 0x02 };
+    CHECK(rcc__raw_mp(peer, sizeof(peer), &r) && r.id == -1 && r.ev_len == 1 && r.pl_len == 4);
+    uint8_t bad[sizeof(peer)];
+    memcpy(bad, peer, sizeof(peer));
+    bad[sizeof(bad) - 1] = 0x03;   /* type ACK */
+    CHECK(!rcc__raw_mp(bad, sizeof(bad), &r));
+    memcpy(bad, peer, sizeof(peer));
+    bad[24] = 'x';                 /* nsp "x" */
+    CHECK(!rcc__raw_mp(bad, sizeof(bad), &r));
+    static const uint8_t arr[] = { 0x93, 0x01, 0xdc, 0x00, 0x01, 0xc0, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0 };
+    CHECK_EQ_INT(rcc__mp_skip(arr, sizeof(arr)), sizeof(arr));
+    CHECK_EQ_INT(rcc__mp_skip(arr, sizeof(arr) - 1), 0);
+    static const uint8_t huge[] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01 };   /* 4G items in 6 bytes */
+    CHECK_EQ_INT(rcc__mp_skip(huge, sizeof(huge)), 0);
+}
+
+static int f_raws, f_plain;
+static char f_raw_ev[64];
+static char f_raw_pl[256];
+static size_t f_raw_len;
+static bool f_raw_null;
+
+static bool f_on_raw(rcc_t *c, void *ud, const char *ev, size_t ev_len, const uint8_t *pl, size_t len, int enc)
+{
+    if (ev_len < 4 || memcmp(ev, "raw:", 4) != 0)
+        return false;
+    f_raws++;
+    snprintf(f_raw_ev, sizeof(f_raw_ev), "%.*s", (int)ev_len, ev);
+    f_raw_null = pl == NULL;
+    f_raw_len = len < sizeof(f_raw_pl) ? len : sizeof(f_raw_pl);
+    if (pl)
+        memcpy(f_raw_pl, pl, f_raw_len);
+    return true;
+}
+static void f_raw_on_event(rcc_t *c, void *ud, const char *name, json_t *payload)
+{
+    if (strcmp(name, "plain") == 0 || strcmp(name, "raw:two") == 0 || strcmp(name, "message:new") == 0)
+        f_plain++;
+}
+
+/* f_pkt sends one server packet in the connection's encoding. */
+static void f_pkt(int srv, rcc_t *c, rcc_enc_t enc, int type, int64_t id, json_t *data)
+{
+    sio_packet_t pkt = { .type = type, .nsp = "/", .id = id, .data = data };
+    buf_t b = { 0 };
+    CHECK(sio_encode(enc == RCC_JSON ? SIO_ENC_JSON : SIO_ENC_MSGPACK, &pkt, &b) == 0);
+    f_frame(srv, c, enc == RCC_JSON ? WS_OP_TEXT : WS_OP_BINARY, true, (const char *)b.p, b.len);
+    buf_deinit(&b);
+    json_decref(data);
+}
+
+/* f_pkt_read reads one client packet and decodes it. */
+static void f_pkt_read(int srv, rcc_enc_t enc, sio_packet_t *pkt)
+{
+    char m[4096];
+    uint8_t h[14];
+    CHECK(recv(srv, h, 2, MSG_WAITALL) == 2 && (h[1] & 0x7f) < 126);
+    size_t len = h[1] & 0x7f;
+    CHECK(recv(srv, h + 2, 4, MSG_WAITALL) == 4);
+    CHECK(len == 0 || recv(srv, m, len, MSG_WAITALL) == (ssize_t)len);
+    for (size_t i = 0; i < len; i++)
+        m[i] ^= (char)h[2 + (i & 3)];
+    if (enc == RCC_JSON) {
+        CHECK(len > 1 && m[0] == '4');
+        CHECK(sio_decode_json((const uint8_t *)m + 1, len - 1, pkt) == 0);
+    } else {
+        CHECK(sio_decode_msgpack((const uint8_t *)m, len, pkt) == 0);
+    }
+}
+
+/* t_fake_raw: the hook end to end, in either encoding, against a scripted
+ * server: taken events skip on_event, declined ones reach it, an ack the
+ * server asked for is still answered, and `ready`, two-argument events and
+ * message:* of a remembered room are never offered. */
+static void t_fake_raw(rcc_enc_t enc)
+{
+    f_raws = f_plain = 0;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, 4) == 0);
+    CHECK(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+    rcc_opts_t o = {
+        .host = "127.0.0.1", .port = ntohs(a.sin_port), .token = "tok", .encoding = enc, .seed = 11,
+        .cbs = { .on_ready = f_on_ready, .on_event = f_raw_on_event, .on_disconnect = f_on_disconnect,
+                 .on_raw = f_on_raw },
+    };
+    rcc_t *c = rcc_new(&o);
+    CHECK(c && rcc_connect(c, t_now()) == 0);
+    int srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(srv >= 0);
+    struct timeval tv = { .tv_sec = 5 };
+    setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct pollfd pf = { .fd = rcc_fd(c), .events = POLLOUT };
+    CHECK(poll(&pf, 1, 5000) == 1);
+    rcc_on_writable(c, t_now());
+    char req[HTTP_HEAD_MAX];
+    size_t rl = 0;
+    while (rl < sizeof(req) - 1 && !memmem(req, rl, "\r\n\r\n", 4)) {
+        ssize_t k = recv(srv, req + rl, sizeof(req) - 1 - rl, 0);
+        if (k <= 0)
+            break;
+        rl += (size_t)k;
+    }
+    http_req_t hr;
+    char accept[29];
+    buf_t b = { 0 };
+    CHECK(http_parse((const uint8_t *)req, rl, &hr) == (int)rl && http_ws_accept(hr.ws_key, accept) == 0);
+    CHECK(http_upgrade_response(&b, accept) == 0);
+    f_feed(srv, c, b.p, b.len);
+    buf_deinit(&b);
+    f_text(srv, c, "0{\"sid\":\"s\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000}");
+    sio_packet_t pkt;
+    f_pkt_read(srv, enc, &pkt);
+    CHECK_EQ_INT(pkt.type, SIO_CONNECT);
+    sio_packet_clear(&pkt);
+    f_pkt(srv, c, enc, SIO_CONNECT, -1, json_pack("{ss}", "sid", "x"));
+    CHECK_EQ_INT(rcc_state(c), RCC_ST_CONNECTED);
+    int readies = f_readies;
+    f_pkt(srv, c, enc, SIO_EVENT, -1, json_pack("[s{ss s[]}]", "ready", "userId", "u", "chats"));
+    CHECK_EQ_INT(f_readies, readies + 1);   /* `ready` is the library's, never offered */
+    CHECK_EQ_INT(rcc_state(c), RCC_ST_READY);
+    CHECK_EQ_INT(f_raws, 0);
+
+    /* Taken: the exact payload bytes, nothing decoded, on_event skipped. */
+    json_t *pl = json_pack("{ss sI ss}", "roomId", "r", "seq", (json_int_t)70000, "body", "a]\"}b");
+    buf_t want = { 0 };
+    CHECK((enc == RCC_JSON ? json_emit(pl, &want) : mp_emit(pl, &want)) == 0);
+    f_pkt(srv, c, enc, SIO_EVENT, -1, json_pack("[so]", "raw:a", pl));
+    CHECK_EQ_INT(f_raws, 1);
+    CHECK_EQ_STR(f_raw_ev, "raw:a");
+    CHECK(f_raw_len == want.len && memcmp(f_raw_pl, want.p, want.len) == 0);
+    buf_deinit(&want);
+    CHECK_EQ_INT(f_plain, 0);
+    f_pkt(srv, c, enc, SIO_EVENT, -1, json_pack("[s]", "raw:none"));
+    CHECK_EQ_INT(f_raws, 2);
+    CHECK(f_raw_null && f_raw_len == 0);
+    /* Declined: decoded and delivered as usual. */
+    f_pkt(srv, c, enc, SIO_EVENT, -1, json_pack("[s{}]", "plain"));
+    CHECK_EQ_INT(f_plain, 1);
+    /* Two arguments: not offered. */
+    f_pkt(srv, c, enc, SIO_EVENT, -1, json_pack("[sii]", "raw:two", 1, 2));
+    CHECK_EQ_INT(f_raws, 2);
+    CHECK_EQ_INT(f_plain, 2);
+    /* Taken with an ack id: the library still answers [] with that id. */
+    f_pkt(srv, c, enc, SIO_EVENT, 12, json_pack("[s{}]", "raw:ack"));
+    CHECK_EQ_INT(f_raws, 3);
+    f_pkt_read(srv, enc, &pkt);
+    CHECK_EQ_INT(pkt.type, SIO_ACK);
+    CHECK_EQ_INT(pkt.id, 12);
+    CHECK(json_is_array(pkt.data) && json_array_size(pkt.data) == 0);
+    sio_packet_clear(&pkt);
+    /* A remembered room: its message:* go through the decode for the seqs. */
+    CHECK_EQ_INT(rcc_join(c, "r", -1), 0);
+    CHECK_EQ_INT(rcc_flush(c), 0);
+    f_pkt_read(srv, enc, &pkt);   /* the room:join */
+    sio_packet_clear(&pkt);
+    f_pkt(srv, c, enc, SIO_EVENT, -1, json_pack("[s{sssi}]", "message:new", "roomId", "r", "seq", 4));
+    CHECK_EQ_INT(rcc_room_seq(c, "r"), 4);
+    CHECK_EQ_INT(f_plain, 3);
+    CHECK_EQ_INT(f_raws, 3);
+    CHECK_EQ_INT(rcc_state(c), RCC_ST_READY);
     rcc_free(c);
     close(srv);
     close(lfd);
@@ -596,6 +825,9 @@ int main(void)
     srand((unsigned)seed);
     signal(SIGPIPE, SIG_IGN);
     t_fake_server();
+    t_raw_scan();
+    t_fake_raw(RCC_JSON);
+    t_fake_raw(RCC_MSGPACK);
     const char *bin = getenv("RINGCAST_BIN");
     if (!bin)
         bin = "zig-out/bin/ringcast";
@@ -635,7 +867,8 @@ int main(void)
             .host = "127.0.0.1", .port = (uint16_t)port, .token = tok,
             .encoding = i % 2 ? RCC_JSON : RCC_MSGPACK, .bind_addr = bind, .reconnect = true,
             .backoff_min_ms = 100, .backoff_max_ms = 1000, .seed = seed + (uint64_t)i + 1,
-            .cbs = { t_on_ready, t_on_event, t_on_disconnect }, .ud = &ts[i],
+            .cbs = { .on_ready = t_on_ready, .on_event = t_on_event, .on_disconnect = t_on_disconnect,
+                     .on_raw = i % 4 < 2 ? t_on_raw : NULL }, .ud = &ts[i],
         };
         ts[i].idx = i;
         ts[i].c = rcc_new(&o);
@@ -734,6 +967,9 @@ int main(void)
     CHECK_EQ_INT(ts[8].joins, 2);
     t_check_sends(late, 5);
     t_check_exactly_once(ts, n);
+    CHECK(t_raw_offers > 0);        /* the broker's own events scanned... */
+    CHECK_EQ_INT(t_raw_bad, 0);     /* ...with payloads that decode alone */
+    CHECK_EQ_INT(t_raw_message, 0);
     close(sp[1]);
     CHECK_EQ_INT(t_null_acks, 0);
     for (int i = 0; i < n; i++)
@@ -746,7 +982,8 @@ int main(void)
         rcc_opts_t o = {
             .host = "127.0.0.1", .port = (uint16_t)port, .token = "e30.e30.bad", .encoding = RCC_JSON,
             .reconnect = true, .backoff_min_ms = 50, .backoff_max_ms = 100,
-            .cbs = { t_on_ready, t_on_event, t_on_disconnect }, .ud = &bad[0],
+            .cbs = { .on_ready = t_on_ready, .on_event = t_on_event, .on_disconnect = t_on_disconnect },
+            .ud = &bad[0],
         };
         bad[0].c = rcc_new(&o);
         CHECK(bad[0].c && rcc_connect(bad[0].c, t_now()) == 0);
