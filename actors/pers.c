@@ -287,9 +287,26 @@ static void *pers__writer_main(void *arg)
             }
             continue;
         }
+        if (p->qlen == 0 && now >= retry_at &&
+            atomic_load_explicit(&pers__down_since, memory_order_relaxed) != 0) {
+            /* Down, with nothing left to write (the deadline failed the
+             * rest): only a probe can tell /healthz the store is back. */
+            if (store_ping(p->wstore) == 0) {
+                atomic_store_explicit(&pers__down_since, 0, memory_order_relaxed);
+                backoff = 0;
+                LOG_INF("store reachable again");
+            } else {
+                backoff = backoff ? backoff * 2 : PERS_BACKOFF_MIN_MS;
+                if (backoff > PERS_BACKOFF_MAX_MS)
+                    backoff = PERS_BACKOFF_MAX_MS;
+                retry_at = now + backoff;
+            }
+        }
         if (stopping && p->qlen == 0 && got_any == 0)
             break;
         int timeout = 100;
+        if (p->qlen == 0 && atomic_load_explicit(&pers__down_since, memory_order_relaxed) != 0)
+            timeout = retry_at > now ? (int)(retry_at - now) : 1;
         if (p->qlen) {
             uint64_t at = p->q[p->qhead].queued_ms + p->cfg->batch_delay_ms;
             if (retry_at > at)
