@@ -200,7 +200,9 @@ int main(int argc, char **argv)
         main__dev_secret(&cfg);
     sess_setup((const uint8_t *)cfg.jwt_secret, strlen(cfg.jwt_secret), pers_store_down_ms);
 
-    sigset_t sigs;
+    /* static: the second-signal watcher waits on it while main returns and
+     * exit handlers reuse main's stack (a TSan report, 2026-11-22). */
+    static sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
