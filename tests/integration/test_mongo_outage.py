@@ -57,25 +57,6 @@ def mongo_broker(db, extra=()):
     return b
 
 
-def healthz(b):
-    status, body, _ = rawws.http_get(b.port, "/healthz", timeout=5)
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, body
-
-
-def wait_healthz(b, want_status, timeout, what):
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = healthz(b)
-        if got[0] == want_status:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("%s: /healthz answered %r for %.0f s, want %d" % (what, got, timeout, want_status))
-
-
 def make_pairs(b, n_rooms, tag):
     """2*n_rooms async senders (JSON/msgpack alternating); senders 2r, 2r+1 share room r."""
     senders = [H.client(b, H.uid("%s%02d" % (tag, i)), ASYNC_JSON if i % 2 == 0 else ASYNC_MSGPACK,
@@ -254,7 +235,7 @@ def case_ten_second_outage():
         check(len(down) >= 20, "only %d messages sent during the outage", len(down))
         st.wait_acked(10)
         wait_delivered(st, down, 10)            # delivered at once, before FerretDB is back
-        s503 = wait_healthz(b, 503, 10, "FerretDB down, writes pending")
+        s503 = rawws.wait_healthz(b, 503, 10, "FerretDB down, writes pending")
         check(isinstance(s503[1], dict) and s503[1].get("status") == "degraded", "503 body %r", s503[1])
         early = [t for c in senders for t in confirmed_map(c) if t in down]
         eq(early, [], "messages sent during the outage confirmed before FerretDB is back")
@@ -271,7 +252,7 @@ def case_ten_second_outage():
     wait_outcome(st, allm, "after recovery", 45, "message:confirmed")
     for c in senders:
         eq(c.count("message:failed"), 0, "%s: message:failed events" % c.label)
-    wait_healthz(b, 200, 15, "after recovery")
+    rawws.wait_healthz(b, 200, 15, "after recovery")
     expect = {}
     for i, c in enumerate(senders):
         room = rooms[i // 2]
@@ -375,7 +356,7 @@ def case_past_deadline():
     for c in senders:
         bad = [d for d in c.named("message:failed") if d.get("tempId") in before or d.get("tempId") in after]
         eq(bad, [], "%s: message:failed for messages sent before or after the outage" % c.label)
-    wait_healthz(b, 200, 10, "after recovery")
+    rawws.wait_healthz(b, 200, 10, "after recovery")
 
     expect, absent = {}, set()
     failed_probes = {d.get("tempId") for d in a.named("message:failed")} & {p for p, _ in probes}
@@ -414,12 +395,12 @@ def case_healthz_idle_recovery():
     F.stop()
     try:
         tid, _ = a.send_text(rooms[0], "into the outage", tid="oi-1")
-        wait_healthz(b, 503, 10, "write failing")
+        rawws.wait_healthz(b, 503, 10, "write failing")
         a.wait_event("message:failed", {"tempId": tid}, timeout=DEADLINE_MS / 1000.0 + 10)
     finally:
         F.start()
     # The store is reachable again and nothing is queued: the broker is healthy.
-    wait_healthz(b, 200, 15, "FerretDB back, nothing queued, no traffic")
+    rawws.wait_healthz(b, 200, 15, "FerretDB back, nothing queued, no traffic")
 
 
 try:

@@ -62,25 +62,6 @@ def mongo_broker(db, extra=()):
     return b
 
 
-def healthz(b):
-    status, body, _ = rawws.http_get(b.port, "/healthz", timeout=5)
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, body
-
-
-def wait_healthz(b, want_status, timeout, what):
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = healthz(b)
-        if got[0] == want_status:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("%s: /healthz answered %r for %.0f s, want %d" % (what, got, timeout, want_status))
-
-
 def make_pairs(b, n_rooms, tag):
     """2*n_rooms connected async senders (JSON and msgpack alternating) and n_rooms group
     rooms; sender 2r and 2r+1 are the members of room r. Returns (senders, rooms)."""
@@ -237,7 +218,7 @@ def case_ten_thousand():
 # --- 2. /healthz through an outage ------------------------------------------------------
 
 def case_healthz():
-    st = healthz(B)
+    st = rawws.healthz(B)
     eq(st, (200, {"status": "ok"}), "/healthz with FerretDB up")
     senders, rooms = make_pairs(B, 1, "hz")
     a, p = senders
@@ -247,15 +228,15 @@ def case_healthz():
         acks = send_all(senders, {0: (rooms[0], [(t, "while down " + t) for t in tids])}, timeout=20)
         # Delivered at once, pending.
         p.wait_count("message:new", len(tids), {"roomId": rooms[0]}, timeout=10)
-        st = wait_healthz(B, 503, 20, "store down, writes pending")
+        st = rawws.wait_healthz(B, 503, 20, "store down, writes pending")
         check(isinstance(st[1], dict) and st[1].get("status") == "degraded" and st[1].get("reason"),
               "503 body %r, want {status: degraded, reason}", st[1])
         eq(a.count("message:confirmed", {"roomId": rooms[0]}), 0, "confirmations while FerretDB is down")
     finally:
         F.start()
     confs = a.wait_count("message:confirmed", len(tids), {"roomId": rooms[0]}, timeout=40)
-    wait_healthz(B, 200, 20, "FerretDB back, writes confirmed")
-    eq(healthz(B), (200, {"status": "ok"}), "/healthz after recovery")
+    rawws.wait_healthz(B, 200, 20, "FerretDB back, writes confirmed")
+    eq(rawws.healthz(B), (200, {"status": "ok"}), "/healthz after recovery")
     eq(a.count("message:failed") + p.count("message:failed"), 0, "message:failed events")
     eq(sorted(m["tempId"] for m in confs), sorted(tids), "confirmed tempIds")
     expect = {(a.user_id, m["tempId"]): (rooms[0], m["seq"], m["id"], "while down " + m["tempId"]) for m in confs}
@@ -321,7 +302,7 @@ def case_stop_during_outage():
     try:
         send_all(senders, {0: (rooms[0], items)}, timeout=20)
         p.wait_count("message:new", n, {"roomId": rooms[0]}, timeout=10)
-        wait_healthz(b, 503, 20, "writes failing before SIGTERM")
+        rawws.wait_healthz(b, 503, 20, "writes failing before SIGTERM")
         b.proc.send_signal(signal.SIGTERM)
     finally:
         F.start()

@@ -241,3 +241,24 @@ class RawSio:
 
     def close(self):
         self.ws.close()
+
+
+def healthz(b):
+    """GET /healthz on broker b: (status, parsed JSON body or raw text)."""
+    status, body, _ = http_get(b.port, "/healthz", timeout=5)
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body
+
+
+def wait_healthz(b, want_status, timeout, what):
+    """Poll /healthz until it answers want_status; AssertionError after timeout s."""
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = healthz(b)
+        if got[0] == want_status:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("%s: /healthz answered %r for %.0f s, want %d" % (what, got, timeout, want_status))

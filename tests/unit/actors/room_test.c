@@ -716,9 +716,9 @@ static void test_send_seq_dedup_rate(void)
     req_t *q = mkreq(&B, G1);
     q->a = 0;
     q->b = 50;
-    int64_t hack = q->ack_id;
+    int64_t hist_ack = q->ack_id;
     deliver(G1, B.sh, MAIL_HISTORY, q);
-    json_t *h = reply(&B, hack, NULL, NULL);
+    json_t *h = reply(&B, hist_ack, NULL, NULL);
     CHECK_EQ_INT(jbool(h, "ok"), 1);
     CHECK_EQ_STR(seqs(json_object_get(h, "messages")), "1,2,3,4,5");
     CHECK_EQ_INT(jbool(h, "more"), 0);
