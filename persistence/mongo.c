@@ -33,6 +33,7 @@
 #include "persistence/mongo.h"
 
 #include "src/err.h"
+#include "src/hmap.h"
 #include "src/log.h"
 
 #include <errno.h>
@@ -539,21 +540,27 @@ static bool mongo__has_array(const bson_t *reply, const char *key)
 static void mongo__bump_last_seq(mongo_t *m, store_msg_t *const *msgs, size_t n,
                                  const store_result_t *res)
 {
-    mongoc_bulk_operation_t *bulk = NULL;
-    bson_error_t e;
+    /* The highest decided seq per room, in one pass (a 1,000-message batch
+     * made the former pairwise scan a million string compares). The map
+     * holds index + 1 of the best message of each room. */
+    hmap_t best = {0};
     for (size_t i = 0; i < n; i++) {
         if (res[i].status != 0 && res[i].status != ERR_DUP)
             continue;
-        /* One update per room: skip i when a later-decided j of the same
-         * room has a higher seq (or the same seq and comes first). O(n^2)
-         * string compares; batches are small. */
-        bool skip = false;
-        for (size_t j = 0; j < n && !skip; j++)
-            skip = j != i && (res[j].status == 0 || res[j].status == ERR_DUP) &&
-                   strcmp(msgs[j]->room_id, msgs[i]->room_id) == 0 &&
-                   (res[j].seq > res[i].seq || (res[j].seq == res[i].seq && j < i));
-        if (skip)
+        size_t j = (size_t)(uintptr_t)hmap_get(&best, msgs[i]->room_id);
+        if (j && res[j - 1].seq >= res[i].seq)
             continue;
+        if (hmap_put(&best, msgs[i]->room_id, (void *)(uintptr_t)(i + 1), NULL) < 0) {
+            hmap_deinit(&best);
+            LOG_WRN("store(mongodb): out of memory raising chats.lastSeq (readers use the newest message)");
+            return;
+        }
+    }
+    mongoc_bulk_operation_t *bulk = NULL;
+    bson_error_t e;
+    void *v;
+    for (size_t it = 0; hmap_next(&best, &it, NULL, &v);) {
+        size_t i = (size_t)(uintptr_t)v - 1;
         if (!bulk) {
             bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
             bulk = mongoc_collection_create_bulk_operation_with_opts(m->chats, opts);
@@ -567,9 +574,11 @@ static void mongo__bump_last_seq(mongo_t *m, store_msg_t *const *msgs, size_t n,
         if (!ok) {
             mongo__err(&e, "insert_batch: chats.lastSeq");
             mongoc_bulk_operation_destroy(bulk);
+            hmap_deinit(&best);
             return;
         }
     }
+    hmap_deinit(&best);
     if (!bulk)
         return;
     bson_t reply;
