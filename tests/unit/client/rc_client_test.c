@@ -92,10 +92,12 @@ static pid_t t_broker_start(const char *bin, const char *dir, int *port)
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);   /* never our stdout: a pipe reader would wait for the broker */
         dup2(fd, 2);
-        /* Short pings exercise pong and the watchdog; the rate limit is
-         * lifted because this test sends in bursts. */
+        /* Pings of 4 s exercise pong and the watchdog (8 s after the last
+         * ping) while leaving a loaded sanitizer run seconds of slack: at
+         * 1.5 s, TSan runs in CI dropped clients whose pongs came late. The
+         * rate limit is lifted because this test sends in bursts. */
         execl(bin, "ringcast", "--port", "0", "--jwt-secret", "x", "--store", store,
-              "--ping-interval-ms", "1500", "--ping-timeout-ms", "1500", "--rate-limit", "1000000",
+              "--ping-interval-ms", "4000", "--ping-timeout-ms", "4000", "--rate-limit", "1000000",
               "--rate-burst", "1000000", (char *)NULL);
         _exit(127);
     }
@@ -866,7 +868,8 @@ int main(void)
         rcc_opts_t o = {
             .host = "127.0.0.1", .port = (uint16_t)port, .token = tok,
             .encoding = i % 2 ? RCC_JSON : RCC_MSGPACK, .bind_addr = bind, .reconnect = true,
-            .backoff_min_ms = 100, .backoff_max_ms = 1000, .seed = seed + (uint64_t)i + 1,
+            /* 200 handshakes at once under a sanitizer take over the 10 s default */
+            .backoff_min_ms = 100, .backoff_max_ms = 1000, .handshake_timeout_ms = 45000, .seed = seed + (uint64_t)i + 1,
             .cbs = { .on_ready = t_on_ready, .on_event = t_on_event, .on_disconnect = t_on_disconnect,
                      .on_raw = i % 4 < 2 ? t_on_raw : NULL }, .ud = &ts[i],
         };
