@@ -654,21 +654,6 @@ static int lite__chat_view(lite_t *l, store_chat_t *c, const char *user_id)
     return err;
 }
 
-static int64_t lite__activity(const store_chat_t *c)
-{
-    return c->last_msg ? c->last_msg->ts : c->created_at;
-}
-
-/* Newest activity first; ties by id so the order is stable across calls. */
-static int lite__cmp_activity(const void *a, const void *b)
-{
-    const store_chat_t *x = *(store_chat_t *const *)a, *y = *(store_chat_t *const *)b;
-    int64_t ax = lite__activity(x), ay = lite__activity(y);
-    if (ax != ay)
-        return ax > ay ? -1 : 1;
-    return strcmp(x->id, y->id);
-}
-
 static int lite_chats_for_user(store_t *s, const char *user_id, store_chat_t ***out, size_t *n)
 {
     lite_t *l = lite__from(s);
@@ -716,8 +701,7 @@ static int lite_chats_for_user(store_t *s, const char *user_id, store_chat_t ***
         free(v);
         return err;
     }
-    if (cnt > 1)
-        qsort(v, cnt, sizeof *v, lite__cmp_activity);
+    store_chats_sort(v, cnt);
     *out = v;
     *n = cnt;
     return 0;

@@ -874,21 +874,6 @@ static int mongo__chat_view(mongo_t *m, store_chat_t *c, const char *user_id)
     return err;
 }
 
-static int64_t mongo__activity(const store_chat_t *c)
-{
-    return c->last_msg ? c->last_msg->ts : c->created_at;
-}
-
-/* Newest activity first; ties by id so the order is stable across calls. */
-static int mongo__cmp_activity(const void *a, const void *b)
-{
-    const store_chat_t *x = *(store_chat_t *const *)a, *y = *(store_chat_t *const *)b;
-    int64_t ax = mongo__activity(x), ay = mongo__activity(y);
-    if (ax != ay)
-        return ax > ay ? -1 : 1;
-    return strcmp(x->id, y->id);
-}
-
 /* Unlike lite.c this reads without a snapshot: unread, last_msg and lastSeq
  * come from separate queries, so a batch committed in between can make them
  * disagree by that batch; the next call agrees again. */
@@ -909,8 +894,7 @@ static int mongo_chats_for_user(store_t *s, const char *user_id, store_chat_t **
         free(vec.v);
         return err;
     }
-    if (vec.n > 1)
-        qsort(vec.v, vec.n, sizeof *vec.v, mongo__cmp_activity);
+    store_chats_sort(vec.v, vec.n);
     *out = vec.v;
     *n = vec.n;
     return 0;

@@ -355,3 +355,24 @@ void store_page_drop(store_page_t *p)
     p->v = NULL;
     p->n = p->cap = 0;
 }
+
+static int64_t store__activity(const store_chat_t *c)
+{
+    return c->last_msg ? c->last_msg->ts : c->created_at;
+}
+
+/* Newest activity first; ties by id so the order is stable across calls. */
+static int store__cmp_activity(const void *a, const void *b)
+{
+    const store_chat_t *x = *(store_chat_t *const *)a, *y = *(store_chat_t *const *)b;
+    int64_t ax = store__activity(x), ay = store__activity(y);
+    if (ax != ay)
+        return ax > ay ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+void store_chats_sort(store_chat_t **v, size_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), store__cmp_activity);
+}

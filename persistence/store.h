@@ -73,6 +73,9 @@ typedef struct {
 void store_chat_free(store_chat_t *c);
 /* store_chat_dup deep-copies (last_msg gains a reference). NULL on ENOMEM. */
 store_chat_t *store_chat_dup(const store_chat_t *c);
+/* store_chats_sort orders a user's chats as chats_for_user returns them:
+ * newest activity (last message, else creation) first, ties by id. */
+void store_chats_sort(store_chat_t **v, size_t n);
 const char *store_chat_type_name(int type);   /* "direct" | "group" | "channel" */
 int store_chat_type_parse(const char *s);     /* STORE_CHAT_* or -1 */
 const char *store_msg_type_name(int type);    /* "text" | "image" */
