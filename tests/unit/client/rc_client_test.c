@@ -94,10 +94,13 @@ static pid_t t_broker_start(const char *bin, const char *dir, int *port)
         dup2(fd, 2);
         /* Pings of 4 s exercise pong and the watchdog (8 s after the last
          * ping) while leaving a loaded sanitizer run seconds of slack: at
-         * 1.5 s, TSan runs in CI dropped clients whose pongs came late. The
+         * 1.5 s, TSan runs in CI dropped clients whose pongs came late; the
+         * broker's handshake deadline matches the clients' 45 s for the same
+         * reason (200 connects at once under a sanitizer). The
          * rate limit is lifted because this test sends in bursts. */
         execl(bin, "ringcast", "--port", "0", "--jwt-secret", "x", "--store", store,
-              "--ping-interval-ms", "4000", "--ping-timeout-ms", "4000", "--rate-limit", "1000000",
+              "--ping-interval-ms", "4000", "--ping-timeout-ms", "4000", "--handshake-timeout-ms", "45000",
+              "--rate-limit", "1000000",
               "--rate-burst", "1000000", (char *)NULL);
         _exit(127);
     }
